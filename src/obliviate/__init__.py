@@ -1,0 +1,3 @@
+"""obliviate: machine unlearning for LLMs, with an exact TOFU evaluation."""
+
+__version__ = "0.1.0"

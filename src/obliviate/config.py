@@ -1,0 +1,88 @@
+"""Validation of a composed config, done before any data or model is loaded."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+from typing import Any
+
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from obliviate.errors import ConfigError
+
+# Keys of trainer.args that are ours, not TrainingArguments'.
+EXTRA_TRAINER_ARGS = ("warmup_epochs",)
+DEFAULT_LOGGING_STEPS = 10
+
+
+def require_task_name(cfg: DictConfig) -> str:
+    try:
+        name = cfg.task_name
+    except MissingMandatoryValue:
+        name = None
+    if not name or str(name).strip() in ("", "???"):
+        raise ConfigError("task_name is missing; pass task_name=<run name> (the run is written to saves/<mode>/<task_name>)")
+    if "/" in str(name) or str(name) in (".", ".."):
+        raise ConfigError(f"task_name={name!r} must be a plain name, not a path; use paths.output_dir to choose a folder")
+    return str(name)
+
+
+def method_class(cfg: DictConfig) -> type:
+    target = cfg.trainer.get("_target_")
+    if not target:
+        raise ConfigError("trainer has no _target_; pick one with trainer=SimNPO|NPO|GradDiff|GradAscent|finetune")
+    try:
+        return get_class(target)
+    except Exception as e:
+        raise ConfigError(f"trainer._target_={target!r} cannot be imported ({e})") from e
+
+
+def method_args(cfg: DictConfig, cls: type) -> Any:
+    raw = OmegaConf.to_container(cfg.trainer.get("method_args") or {}, resolve=True)
+    return cls.Args.from_dict(raw, cls.__name__)
+
+
+def training_arguments(cfg: DictConfig, n_train: int, world_size: int | None = None, bf16_default: bool = False) -> Any:
+    """Build HF ``TrainingArguments`` from ``trainer.args``: unknown keys are an error, and
+    ``warmup_epochs`` becomes ``warmup_steps`` using the data size and the world size."""
+    from transformers import TrainingArguments
+
+    raw: dict[str, Any] = OmegaConf.to_container(cfg.trainer.args, resolve=True)  # type: ignore[assignment]
+    known = {f.name for f in dataclasses.fields(TrainingArguments)}
+    for key in raw:
+        if key not in known and key not in EXTRA_TRAINER_ARGS:
+            hint = difflib.get_close_matches(key, sorted(known), n=1)
+            raise ConfigError(
+                f"trainer.args.{key} is not a TrainingArguments field"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            )
+    if raw.get("max_steps") == 0:
+        raise ConfigError("trainer.args.max_steps=0 trains nothing; use -1 (train num_train_epochs) or a positive number")
+    if raw.get("logging_steps") is None:
+        raw["logging_steps"] = DEFAULT_LOGGING_STEPS
+    if raw.get("bf16") is None:
+        raw["bf16"] = bf16_default
+    for key in ("eval_steps", "save_steps", "resume_from_checkpoint"):
+        if raw.get(key) is None:
+            raw.pop(key, None)
+    for key in ("per_device_train_batch_size", "gradient_accumulation_steps"):
+        if int(raw.get(key, 1)) < 1:
+            raise ConfigError(f"trainer.args.{key}={raw[key]} must be >= 1")
+
+    warmup_epochs = raw.pop("warmup_epochs", None)
+    if warmup_epochs is not None:
+        if raw.get("warmup_steps"):
+            raise ConfigError("set either trainer.args.warmup_epochs or trainer.args.warmup_steps, not both")
+        world = world_size or int(os.environ.get("WORLD_SIZE", "1"))
+        per_step = int(raw.get("per_device_train_batch_size", 8)) * int(raw.get("gradient_accumulation_steps", 1)) * world
+        steps_per_epoch = max(1, math.ceil(n_train / per_step))
+        raw["warmup_steps"] = int(round(float(warmup_epochs) * steps_per_epoch))
+    raw.setdefault("remove_unused_columns", False)
+    try:
+        return TrainingArguments(**raw)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"invalid trainer.args: {e}") from e

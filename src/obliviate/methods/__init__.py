@@ -1,0 +1,1 @@
+"""Unlearning methods: one small file each, all subclasses of ``UnlearnTrainer``."""

@@ -1,0 +1,160 @@
+"""The one trainer every method subclasses.
+
+A method overrides ``forget_loss`` (and declares what it needs); the base does the rest:
+one forward pass over the forget and retain halves together, the retain loss (NLL or KL to the
+model before unlearning), ``L = gamma * L_forget + alpha * R``, and separate logging of both
+parts. Only the public ``compute_loss`` / ``log`` / ``evaluate`` hooks of ``transformers.Trainer``
+are overridden.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+from transformers import Trainer
+
+from obliviate.data.collate import pad_batch
+from obliviate.logprobs import SequenceLogProbs, sequence_logprobs
+from obliviate.methods.args import MethodArgs
+from obliviate.methods.losses import kl_retain_loss, nll_loss
+
+
+class UnlearnTrainer(Trainer):
+    """Base unlearning trainer. Subclasses set ``Args`` and implement ``forget_loss``."""
+
+    Args: ClassVar[type[MethodArgs]] = MethodArgs
+    #: the reference log-probs of each forget answer, computed once before training
+    needs_ref_logps: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *args: Any,
+        method_args: MethodArgs,
+        eval_hook: Callable[[Any, int], dict[str, float]] | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(*args, **kwargs)
+        self.method_args = method_args
+        self.eval_hook = eval_hook
+        # Our losses are means over the micro-batch: let Trainer divide by the accumulation steps.
+        self.loss_is_scaled_for_ga = False
+        self._components: dict[str, list[torch.Tensor]] = defaultdict(list)
+        self.ref_model = None
+        if self.retain_loss_type == "KL" and self.alpha > 0:
+            # KL needs the full reference distribution on retain tokens: keep a frozen copy.
+            self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+
+    # ---- what a method declares -------------------------------------------------------------
+    @property
+    def gamma(self) -> float:
+        return float(getattr(self.method_args, "gamma", 1.0))
+
+    @property
+    def alpha(self) -> float:
+        return float(getattr(self.method_args, "alpha", 0.0))
+
+    @property
+    def retain_loss_type(self) -> str | None:
+        return getattr(self.method_args, "retain_loss_type", None)
+
+    def forget_loss(self, logps: SequenceLogProbs, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    # ---- the shared machinery ---------------------------------------------------------------
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        forget = inputs["forget"]
+        retain = inputs.get("retain") if self.alpha > 0 else None
+        parts = [forget] + ([retain] if retain is not None else [])
+        logits = joint_logits(model, parts)  # one (B_f + B_r, T, V) pass
+        n_f = forget["input_ids"].size(0)
+        t_f = forget["input_ids"].size(1)
+
+        f_logps = sequence_logprobs(logits[:n_f, :t_f], forget["labels"])
+        forget_loss = self.forget_loss(f_logps, forget)
+        loss = self.gamma * forget_loss
+        self._record("forget_loss", forget_loss)
+
+        if retain is not None:
+            t_r = retain["input_ids"].size(1)
+            retain_loss = self.retain_loss(logits[n_f:, :t_r], retain)
+            loss = loss + self.alpha * retain_loss
+            self._record("retain_loss", retain_loss)
+        return (loss, {"logits": logits}) if return_outputs else loss
+
+    def retain_loss(self, logits: torch.Tensor, retain: dict[str, torch.Tensor]) -> torch.Tensor:
+        logps = sequence_logprobs(logits, retain["labels"])
+        if self.retain_loss_type == "KL":
+            with torch.no_grad():
+                ref_logits = self.ref_model(input_ids=retain["input_ids"], attention_mask=retain["attention_mask"]).logits
+            return kl_retain_loss(logits[:, :-1], ref_logits[:, :-1], logps.mask)
+        return nll_loss(logps.token_logp, logps.mask)
+
+    def _record(self, name: str, value: torch.Tensor) -> None:
+        if self.model.training:
+            self._components[name].append(value.detach().float())
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        # Training logs get the mean of each loss part since the last log, averaged over ranks.
+        if "loss" in logs and self._components:
+            for name, values in self._components.items():
+                mean = torch.stack(values).mean()
+                logs[name] = round(self.accelerator.reduce(mean, reduction="mean").item(), 6)
+            self._components.clear()
+        super().log(logs, start_time)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """``eval_strategy=steps`` lands here: run the TOFU evaluation hook on the current model."""
+        if self.eval_hook is None:
+            return {}
+        was_training = self.model.training
+        metrics = self.eval_hook(self.model, self.state.global_step)
+        self.model.train(was_training)
+        metrics = {f"{metric_key_prefix}_{k}": v for k, v in metrics.items()}
+        self.log(metrics)
+        return metrics
+
+
+def joint_logits(model: torch.nn.Module, batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+    """Run several right-padded batches through the model in one forward pass.
+
+    Each batch is padded on the right to the longest of them; attention masks keep the extra
+    padding invisible, so item i's logits over its own length are those of a separate pass.
+    """
+    if len(batches) == 1:
+        b = batches[0]
+        return model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+    longest = max(b["input_ids"].size(1) for b in batches)
+    ids, masks = [], []
+    for b in batches:
+        pad = longest - b["input_ids"].size(1)
+        ids.append(torch.nn.functional.pad(b["input_ids"], (0, pad), value=0))
+        masks.append(torch.nn.functional.pad(b["attention_mask"], (0, pad), value=0))
+    return model(input_ids=torch.cat(ids), attention_mask=torch.cat(masks)).logits
+
+
+@torch.no_grad()
+def reference_logps(model: torch.nn.Module, items: list[dict[str, Any]], pad_id: int, batch_size: int = 16) -> list[float]:
+    """log pi_ref(y|x) (summed over answer tokens) of each item under ``model`` as it is now.
+
+    Used by NPO-style methods so that the reference model need not stay in memory: the
+    reference is the model before unlearning, and its log-probs on the forget set never change.
+    Items are scored in length-sorted batches; results come back in the original order.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]))
+    out = [0.0] * len(items)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        batch = pad_batch([items[i] for i in idx], pad_id)
+        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
+        sums = sequence_logprobs(logits, batch["labels"].to(device)).sum.tolist()
+        for i, s in zip(idx, sums):
+            out[i] = s
+    model.train(was_training)
+    return out

@@ -1,0 +1,19 @@
+"""Finetuning (how the TOFU target and retain models are made): plain answer-token NLL."""
+
+from __future__ import annotations
+
+from obliviate.logprobs import sequence_logprobs
+from obliviate.methods.args import MethodArgs
+from obliviate.methods.base import UnlearnTrainer, joint_logits
+from obliviate.methods.losses import nll_loss
+
+
+class Finetune(UnlearnTrainer):
+    Args = MethodArgs
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        batch = inputs["train"]
+        logits = joint_logits(model, [batch])
+        logps = sequence_logprobs(logits, batch["labels"])
+        loss = nll_loss(logps.token_logp, logps.mask)
+        return (loss, {"logits": logits}) if return_outputs else loss
