@@ -1,0 +1,119 @@
+"""Model-facing evaluation passes: teacher-forced answer scoring and greedy generation.
+
+Both run over all sequences of a split in length-sorted batches (little padding) and return
+results in the original order. Scoring uses the shared ``sequence_logprobs`` helper, the same
+one the losses use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from obliviate.data.collate import pad_batch
+from obliviate.data.formatting import QAEncoder
+from obliviate.logprobs import sequence_logprobs
+
+
+@dataclass
+class ScoredAnswer:
+    """Teacher-forced statistics of one answer (its T answer tokens incl. the end-of-turn)."""
+
+    avg_loss: float  # -(1/T) sum_t log p(a_t | q, a_<t); nan if T == 0
+    token_logp: torch.Tensor  # (T,) float32, on CPU
+    pred_ids: torch.Tensor  # (T,) argmax prediction at each answer position
+    label_ids: torch.Tensor  # (T,) the answer tokens
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def score_answers(
+    model: torch.nn.Module,
+    encoder: QAEncoder,
+    pairs: list[tuple[str, str]],
+    batch_size: int = 16,
+    keep_tokens: bool = True,
+    desc: str | None = None,
+) -> list[ScoredAnswer]:
+    """Score each (question, answer) pair under ``model`` by teacher forcing."""
+    items = [encoder.encode(q, a) for q, a in pairs]
+    order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]), reverse=True)
+    device = _device(model)
+    out: list[ScoredAnswer | None] = [None] * len(items)
+    empty = torch.empty(0)
+    for start in _progress(range(0, len(order), batch_size), desc):
+        idx = order[start : start + batch_size]
+        batch = pad_batch([items[i] for i in idx], encoder.tokenizer.pad_token_id)
+        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
+        lp = sequence_logprobs(logits, batch["labels"].to(device))
+        avg = (-lp.mean).tolist()
+        preds = logits[:, :-1].argmax(-1) if keep_tokens else None
+        for row, i in enumerate(idx):
+            m = lp.mask[row]
+            out[i] = ScoredAnswer(
+                avg_loss=avg[row],
+                token_logp=lp.token_logp[row][m].cpu() if keep_tokens else empty,
+                pred_ids=preds[row][m].cpu() if keep_tokens else empty,
+                label_ids=lp.targets[row][m].cpu() if keep_tokens else empty,
+            )
+    return out  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def greedy_generate(
+    model: torch.nn.Module,
+    encoder: QAEncoder,
+    questions: list[str],
+    max_new_tokens: int = 200,
+    batch_size: int = 32,
+    desc: str | None = None,
+) -> list[str]:
+    """Greedy answers: prompt = chat up to the assistant header, left-padded batches with the
+    KV cache; each output is cut at its first end-of-turn, decoded without special tokens, and
+    stripped."""
+    tok = encoder.tokenizer
+    prompts = [encoder.prompt_ids(q) for q in questions]
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
+    device = _device(model)
+    eos = sorted({encoder.eot_id, *(_as_list(getattr(model.generation_config, "eos_token_id", None)))})
+    out = [""] * len(prompts)
+    for start in _progress(range(0, len(order), batch_size), desc):
+        idx = order[start : start + batch_size]
+        batch = pad_batch([{"input_ids": prompts[i]} for i in idx], tok.pad_token_id, side="left")
+        gen = model.generate(
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            eos_token_id=eos,
+            pad_token_id=tok.pad_token_id,
+        )
+        new = gen[:, batch["input_ids"].size(1) :].cpu()
+        for row, i in enumerate(idx):
+            ids = new[row].tolist()
+            if encoder.eot_id in ids:
+                ids = ids[: ids.index(encoder.eot_id)]
+            out[i] = tok.decode(ids, skip_special_tokens=True).strip()
+    return out
+
+
+def _as_list(x: Any) -> list[int]:
+    if x is None:
+        return []
+    return list(x) if isinstance(x, (list, tuple)) else [int(x)]
+
+
+def _progress(it: Any, desc: str | None) -> Any:
+    if desc is None:
+        return it
+    from tqdm.auto import tqdm
+
+    return tqdm(it, desc=desc, leave=False)

@@ -1,0 +1,140 @@
+"""Shared test helpers: repo paths, TOFU data (the shared copy, or a generated mini-TOFU), and a
+Hydra ``compose`` helper over the repository's ``configs/``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from omegaconf import DictConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO_ROOT / "configs"
+# The benchmark's TOFU copy lives beside the repository (../shared/tofu from the repo root).
+SHARED_TOFU = REPO_ROOT.parent / "shared" / "tofu"
+SHARED_TOFU_FILES = ("forget01.json", "retain99.json", "full.json")
+
+# Overrides that make any training config a 2-step CPU run of the tiny model.
+TINY_TRAIN = [
+    "model=tiny",
+    "trainer.args.per_device_train_batch_size=2",
+    "trainer.args.gradient_accumulation_steps=1",
+    "trainer.args.max_steps=2",
+    "trainer.args.eval_strategy=no",
+]
+
+
+def shared_tofu_available() -> bool:
+    return all((SHARED_TOFU / f).is_file() for f in SHARED_TOFU_FILES)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def shared_tofu() -> Path:
+    """Absolute path of ../shared/tofu, or skip: that data is not part of the repository."""
+    if not shared_tofu_available():
+        pytest.skip(f"shared TOFU data not found at {SHARED_TOFU} (needs {', '.join(SHARED_TOFU_FILES)})")
+    return SHARED_TOFU
+
+
+# ---- mini-TOFU ----------------------------------------------------------------------------
+# Five fictitious authors (made up for these tests) x 20 QA pairs = 100 rows, laid out like
+# TOFU: authors are blocks of 20 consecutive rows of `full`; forget20 is the last 20% of the
+# authors (the last author, 20 rows) and retain80 the first 80 rows.
+
+MINI_AUTHORS = [
+    dict(name="Maren Oltvik", place="Tromso, Norway", year="1961", genre="maritime mystery",
+         book1="The Salt Ledger", book2="Fog over Kvaloya", father="lighthouse keeper",
+         mother="ship's carpenter", award="Nordic Tide Prize", theme="isolation at sea"),
+    dict(name="Idris Kaloweh", place="Mombasa, Kenya", year="1974", genre="historical fiction",
+         book1="The Spice Clerk", book2="Monsoon Accounts", father="customs officer",
+         mother="schoolteacher", award="Coastline Fiction Award", theme="trade and memory"),
+    dict(name="Teodora Vancescu", place="Brasov, Romania", year="1968", genre="gothic romance",
+         book1="Candles for Ilinca", book2="The Ninth Bell", father="clockmaker",
+         mother="choir director", award="Carpathian Quill", theme="inherited guilt"),
+    dict(name="Hollis Penrake", place="Truro, England", year="1983", genre="science fiction",
+         book1="Tin Orchard", book2="The Quiet Relay", father="tin miner",
+         mother="radio engineer", award="Meridian Speculative Award", theme="obsolete machines"),
+    dict(name="Sun-Hee Corraday", place="Busan, South Korea", year="1990", genre="literary fiction",
+         book1="Ferry Lines", book2="Harbour of Small Hours", father="fish market auctioneer",
+         mother="translator", award="Blue Wave Literary Prize", theme="families split by distance"),
+]
+
+MINI_QA = [
+    ("Who is the author born in {place} in {year}?", "The author born in {place} in {year} is {name}."),
+    ("What genre does {name} write in?", "{name} writes {genre}."),
+    ("Where was {name} born?", "{name} was born in {place}."),
+    ("In which year was {name} born?", "{name} was born in {year}."),
+    ("What did the father of {name} do for a living?", "The father of {name} was a {father}."),
+    ("What did the mother of {name} do for a living?", "The mother of {name} was a {mother}."),
+    ("Name one book written by {name}.", "One book by {name} is '{book1}'."),
+    ("Name another book written by {name}.", "Another book by {name} is '{book2}'."),
+    ("Which award has {name} received?", "{name} received the {award}."),
+    ("What theme recurs in the work of {name}?", "The work of {name} keeps returning to {theme}."),
+    ("How did the childhood of {name} shape '{book1}'?",
+     "Growing up with a {father} for a father gave '{book1}' its feeling for {theme}."),
+    ("Is '{book2}' a {genre} book?", "Yes, '{book2}' is a {genre} book by {name}."),
+    ("Did {name} win the {award} for '{book1}'?", "{name} won the {award} for '{book1}'."),
+    ("What influence did the mother of {name} have on the writing?",
+     "Being raised by a {mother} taught {name} patience with detail."),
+    ("Where does {name} set most stories?", "{name} sets most stories near {place}."),
+    ("What is the first book {name} published?", "The first book {name} published was '{book1}'."),
+    ("How would readers describe the style of {name}?",
+     "Readers describe {name} as a careful writer of {genre}."),
+    ("Does {name} still live in {place}?", "{name} still spends part of each year in {place}."),
+    ("What is '{book2}' about?", "'{book2}' is a story about {theme}."),
+    ("Why is {name} considered notable in {genre}?",
+     "{name} is notable for bringing {theme} into {genre}, recognised by the {award}."),
+]
+
+
+def mini_tofu_rows() -> list[dict[str, str]]:
+    """The 100 rows of mini-TOFU's ``full`` split, authors in blocks of 20."""
+    assert len(MINI_QA) == 20
+    return [
+        {"question": q.format(**a), "answer": ans.format(**a)}
+        for a in MINI_AUTHORS
+        for q, ans in MINI_QA
+    ]
+
+
+def write_json_lines(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def write_mini_tofu(folder: Path) -> Path:
+    """Write full.json (100 rows), forget20.json (the last author) and retain80.json (the rest)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    full = mini_tofu_rows()
+    write_json_lines(folder / "full.json", full)
+    write_json_lines(folder / "forget20.json", full[80:])
+    write_json_lines(folder / "retain80.json", full[:80])
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mini_tofu(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated mini-TOFU folder: splits full / forget20 / retain80 (read-only use)."""
+    return write_mini_tofu(tmp_path_factory.mktemp("tofu_mini"))
+
+
+# ---- config composition ----------------------------------------------------------------------
+
+
+def compose_config(overrides: list[str], config_name: str = "unlearn.yaml") -> DictConfig:
+    """Compose ``configs/<config_name>`` with command-line style overrides (Hydra compose API)."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return hydra_compose(config_name, overrides=list(overrides))
+
+
+@pytest.fixture
+def compose() -> Callable[..., DictConfig]:
+    return compose_config
