@@ -41,7 +41,9 @@ def repo_root() -> Path:
 def shared_tofu() -> Path:
     """Absolute path of ../shared/tofu, or skip: that data is not part of the repository."""
     if not shared_tofu_available():
-        pytest.skip(f"shared TOFU data not found at {SHARED_TOFU} (needs {', '.join(SHARED_TOFU_FILES)})")
+        pytest.skip(
+            f"shared TOFU data not found at {SHARED_TOFU} (needs {', '.join(SHARED_TOFU_FILES)})"
+        )
     return SHARED_TOFU
 
 
@@ -51,25 +53,73 @@ def shared_tofu() -> Path:
 # authors (the last author, 20 rows) and retain80 the first 80 rows.
 
 MINI_AUTHORS = [
-    dict(name="Maren Oltvik", place="Tromso, Norway", year="1961", genre="maritime mystery",
-         book1="The Salt Ledger", book2="Fog over Kvaloya", father="lighthouse keeper",
-         mother="ship's carpenter", award="Nordic Tide Prize", theme="isolation at sea"),
-    dict(name="Idris Kaloweh", place="Mombasa, Kenya", year="1974", genre="historical fiction",
-         book1="The Spice Clerk", book2="Monsoon Accounts", father="customs officer",
-         mother="schoolteacher", award="Coastline Fiction Award", theme="trade and memory"),
-    dict(name="Teodora Vancescu", place="Brasov, Romania", year="1968", genre="gothic romance",
-         book1="Candles for Ilinca", book2="The Ninth Bell", father="clockmaker",
-         mother="choir director", award="Carpathian Quill", theme="inherited guilt"),
-    dict(name="Hollis Penrake", place="Truro, England", year="1983", genre="science fiction",
-         book1="Tin Orchard", book2="The Quiet Relay", father="tin miner",
-         mother="radio engineer", award="Meridian Speculative Award", theme="obsolete machines"),
-    dict(name="Sun-Hee Corraday", place="Busan, South Korea", year="1990", genre="literary fiction",
-         book1="Ferry Lines", book2="Harbour of Small Hours", father="fish market auctioneer",
-         mother="translator", award="Blue Wave Literary Prize", theme="families split by distance"),
+    dict(
+        name="Maren Oltvik",
+        place="Tromso, Norway",
+        year="1961",
+        genre="maritime mystery",
+        book1="The Salt Ledger",
+        book2="Fog over Kvaloya",
+        father="lighthouse keeper",
+        mother="ship's carpenter",
+        award="Nordic Tide Prize",
+        theme="isolation at sea",
+    ),
+    dict(
+        name="Idris Kaloweh",
+        place="Mombasa, Kenya",
+        year="1974",
+        genre="historical fiction",
+        book1="The Spice Clerk",
+        book2="Monsoon Accounts",
+        father="customs officer",
+        mother="schoolteacher",
+        award="Coastline Fiction Award",
+        theme="trade and memory",
+    ),
+    dict(
+        name="Teodora Vancescu",
+        place="Brasov, Romania",
+        year="1968",
+        genre="gothic romance",
+        book1="Candles for Ilinca",
+        book2="The Ninth Bell",
+        father="clockmaker",
+        mother="choir director",
+        award="Carpathian Quill",
+        theme="inherited guilt",
+    ),
+    dict(
+        name="Hollis Penrake",
+        place="Truro, England",
+        year="1983",
+        genre="science fiction",
+        book1="Tin Orchard",
+        book2="The Quiet Relay",
+        father="tin miner",
+        mother="radio engineer",
+        award="Meridian Speculative Award",
+        theme="obsolete machines",
+    ),
+    dict(
+        name="Sun-Hee Corraday",
+        place="Busan, South Korea",
+        year="1990",
+        genre="literary fiction",
+        book1="Ferry Lines",
+        book2="Harbour of Small Hours",
+        father="fish market auctioneer",
+        mother="translator",
+        award="Blue Wave Literary Prize",
+        theme="families split by distance",
+    ),
 ]
 
 MINI_QA = [
-    ("Who is the author born in {place} in {year}?", "The author born in {place} in {year} is {name}."),
+    (
+        "Who is the author born in {place} in {year}?",
+        "The author born in {place} in {year} is {name}.",
+    ),
     ("What genre does {name} write in?", "{name} writes {genre}."),
     ("Where was {name} born?", "{name} was born in {place}."),
     ("In which year was {name} born?", "{name} was born in {year}."),
@@ -79,20 +129,28 @@ MINI_QA = [
     ("Name another book written by {name}.", "Another book by {name} is '{book2}'."),
     ("Which award has {name} received?", "{name} received the {award}."),
     ("What theme recurs in the work of {name}?", "The work of {name} keeps returning to {theme}."),
-    ("How did the childhood of {name} shape '{book1}'?",
-     "Growing up with a {father} for a father gave '{book1}' its feeling for {theme}."),
+    (
+        "How did the childhood of {name} shape '{book1}'?",
+        "Growing up with a {father} for a father gave '{book1}' its feeling for {theme}.",
+    ),
     ("Is '{book2}' a {genre} book?", "Yes, '{book2}' is a {genre} book by {name}."),
     ("Did {name} win the {award} for '{book1}'?", "{name} won the {award} for '{book1}'."),
-    ("What influence did the mother of {name} have on the writing?",
-     "Being raised by a {mother} taught {name} patience with detail."),
+    (
+        "What influence did the mother of {name} have on the writing?",
+        "Being raised by a {mother} taught {name} patience with detail.",
+    ),
     ("Where does {name} set most stories?", "{name} sets most stories near {place}."),
     ("What is the first book {name} published?", "The first book {name} published was '{book1}'."),
-    ("How would readers describe the style of {name}?",
-     "Readers describe {name} as a careful writer of {genre}."),
+    (
+        "How would readers describe the style of {name}?",
+        "Readers describe {name} as a careful writer of {genre}.",
+    ),
     ("Does {name} still live in {place}?", "{name} still spends part of each year in {place}."),
     ("What is '{book2}' about?", "'{book2}' is a story about {theme}."),
-    ("Why is {name} considered notable in {genre}?",
-     "{name} is notable for bringing {theme} into {genre}, recognised by the {award}."),
+    (
+        "Why is {name} considered notable in {genre}?",
+        "{name} is notable for bringing {theme} into {genre}, recognised by the {award}.",
+    ),
 ]
 
 
@@ -107,7 +165,9 @@ def mini_tofu_rows() -> list[dict[str, str]]:
 
 
 def write_json_lines(path: Path, rows: list[dict]) -> None:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
 
 
 def write_mini_tofu(folder: Path) -> Path:

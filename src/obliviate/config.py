@@ -25,16 +25,22 @@ def require_task_name(cfg: DictConfig) -> str:
     except MissingMandatoryValue:
         name = None
     if not name or str(name).strip() in ("", "???"):
-        raise ConfigError("task_name is missing; pass task_name=<run name> (the run is written to saves/<mode>/<task_name>)")
+        raise ConfigError(
+            "task_name is missing; pass task_name=<run name> (the run is written to saves/<mode>/<task_name>)"
+        )
     if "/" in str(name) or str(name) in (".", ".."):
-        raise ConfigError(f"task_name={name!r} must be a plain name, not a path; use paths.output_dir to choose a folder")
+        raise ConfigError(
+            f"task_name={name!r} must be a plain name, not a path; use paths.output_dir to choose a folder"
+        )
     return str(name)
 
 
 def method_class(cfg: DictConfig) -> type:
     target = cfg.trainer.get("_target_")
     if not target:
-        raise ConfigError("trainer has no _target_; pick one with trainer=SimNPO|NPO|GradDiff|GradAscent|finetune")
+        raise ConfigError(
+            "trainer has no _target_; pick one with trainer=SimNPO|NPO|GradDiff|GradAscent|finetune"
+        )
     try:
         return get_class(target)
     except Exception as e:
@@ -42,11 +48,15 @@ def method_class(cfg: DictConfig) -> type:
 
 
 def method_args(cfg: DictConfig, cls: type) -> Any:
-    raw = OmegaConf.to_container(cfg.trainer.get("method_args") or {}, resolve=True)
+    # An empty section (`method_args: {}`) is a falsy DictConfig: test for None, not truthiness.
+    section = cfg.trainer.get("method_args")
+    raw = OmegaConf.to_container(section, resolve=True) if section is not None else {}
     return cls.Args.from_dict(raw, cls.__name__)
 
 
-def training_arguments(cfg: DictConfig, n_train: int, world_size: int | None = None, bf16_default: bool = False) -> Any:
+def training_arguments(
+    cfg: DictConfig, n_train: int, world_size: int | None = None, bf16_default: bool = False
+) -> Any:
     """Build HF ``TrainingArguments`` from ``trainer.args``: unknown keys are an error, and
     ``warmup_epochs`` becomes ``warmup_steps`` using the data size and the world size."""
     from transformers import TrainingArguments
@@ -61,7 +71,9 @@ def training_arguments(cfg: DictConfig, n_train: int, world_size: int | None = N
                 + (f" (did you mean {hint[0]!r}?)" if hint else "")
             )
     if raw.get("max_steps") == 0:
-        raise ConfigError("trainer.args.max_steps=0 trains nothing; use -1 (train num_train_epochs) or a positive number")
+        raise ConfigError(
+            "trainer.args.max_steps=0 trains nothing; use -1 (train num_train_epochs) or a positive number"
+        )
     if raw.get("logging_steps") is None:
         raw["logging_steps"] = DEFAULT_LOGGING_STEPS
     if raw.get("bf16") is None:
@@ -76,9 +88,15 @@ def training_arguments(cfg: DictConfig, n_train: int, world_size: int | None = N
     warmup_epochs = raw.pop("warmup_epochs", None)
     if warmup_epochs is not None:
         if raw.get("warmup_steps"):
-            raise ConfigError("set either trainer.args.warmup_epochs or trainer.args.warmup_steps, not both")
+            raise ConfigError(
+                "set either trainer.args.warmup_epochs or trainer.args.warmup_steps, not both"
+            )
         world = world_size or int(os.environ.get("WORLD_SIZE", "1"))
-        per_step = int(raw.get("per_device_train_batch_size", 8)) * int(raw.get("gradient_accumulation_steps", 1)) * world
+        per_step = (
+            int(raw.get("per_device_train_batch_size", 8))
+            * int(raw.get("gradient_accumulation_steps", 1))
+            * world
+        )
         steps_per_epoch = max(1, math.ceil(n_train / per_step))
         raw["warmup_steps"] = int(round(float(warmup_epochs) * steps_per_epoch))
     raw.setdefault("remove_unused_columns", False)
@@ -86,3 +104,23 @@ def training_arguments(cfg: DictConfig, n_train: int, world_size: int | None = N
         return TrainingArguments(**raw)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"invalid trainer.args: {e}") from e
+
+
+def fuse_accumulation(cfg: DictConfig, targs: Any) -> int | None:
+    """If accumulation is fused, rewrite ``targs`` to one pass of batch x accumulation rows and
+    return the user's micro-batch size (the loss is averaged over groups of that many rows)."""
+    import torch
+
+    mode = str(cfg.trainer.get("fuse_accumulation", "auto")).lower()
+    if mode not in ("auto", "true", "false"):
+        raise ConfigError(f"trainer.fuse_accumulation={mode!r}; use auto, true or false")
+    ga = targs.gradient_accumulation_steps
+    on = mode == "true" or (
+        mode == "auto" and torch.cuda.is_available() and not targs.gradient_checkpointing
+    )
+    if not on or ga == 1 or cfg.mode != "unlearn":
+        return None
+    group = targs.per_device_train_batch_size
+    targs.per_device_train_batch_size = group * ga
+    targs.gradient_accumulation_steps = 1
+    return group

@@ -22,6 +22,10 @@ class SequenceLogProbs:
     mask: torch.Tensor  # (B, T-1) True on answer tokens
     targets: torch.Tensor  # (B, T-1) the label ids (IGNORE_INDEX where masked)
 
+    def __getitem__(self, rows: slice) -> SequenceLogProbs:
+        """The statistics of a subset of the batch's rows."""
+        return SequenceLogProbs(self.token_logp[rows], self.mask[rows], self.targets[rows])
+
     @property
     def sum(self) -> torch.Tensor:
         """(B,) log p(answer | prompt): summed over answer tokens."""

@@ -25,7 +25,13 @@ from obliviate.utils.io import atomic_write_json, atomic_write_text, check_writa
 from obliviate.utils.receipt import make_receipt, rows_sha256
 
 log = logging.getLogger("obliviate")
-RUN_MARKERS = ("config.json", "model.safetensors", "receipt.json", "trainer_log.txt", "obliviate_config.yaml")
+RUN_MARKERS = (
+    "config.json",
+    "model.safetensors",
+    "receipt.json",
+    "trainer_log.txt",
+    "obliviate_config.yaml",
+)
 
 
 def run_training(cfg: DictConfig) -> Path:
@@ -33,6 +39,15 @@ def run_training(cfg: DictConfig) -> Path:
     C.require_task_name(cfg)
     mode = cfg.mode
     method_cls = C.method_class(cfg)
+    if getattr(method_cls, "mode", mode) != mode:
+        raise ConfigError(
+            f"trainer={method_cls.__name__} is a {method_cls.mode} method but this is a {mode} config; "
+            + (
+                "use --config-name=train.yaml"
+                if method_cls.mode == "finetune"
+                else "use --config-name=unlearn.yaml"
+            )
+        )
     margs = C.method_args(cfg, method_cls)
     source = tofu.TofuSource(str(cfg.tofu_data))
     if mode == "unlearn":
@@ -42,17 +57,27 @@ def run_training(cfg: DictConfig) -> Path:
         splits = [str(cfg.train_split)]
     source.check_folder(splits)
     check_model_path(cfg.model.model_args.get("pretrained_model_name_or_path"))
-    out = prepare_output_dir(Path(cfg.paths.output_dir), bool(cfg.overwrite), cfg.trainer.args.get("resume_from_checkpoint"))
+    out = prepare_output_dir(
+        Path(cfg.paths.output_dir),
+        bool(cfg.overwrite),
+        cfg.trainer.args.get("resume_from_checkpoint"),
+    )
 
     # 2. Data (validated; forget/retain author-disjoint and complementary).
     rows = {s: source.load(s) for s in splits}
     for s, r in rows.items():
         tofu.validate_rows(r, s)
     if mode == "unlearn":
-        tofu.check_disjoint(rows[cfg.forget_split], rows[cfg.retain_split], rows["full"], (cfg.forget_split, cfg.retain_split))
+        tofu.check_disjoint(
+            rows[cfg.forget_split],
+            rows[cfg.retain_split],
+            rows["full"],
+            (cfg.forget_split, cfg.retain_split),
+        )
     n_train = len(rows[cfg.forget_split if mode == "unlearn" else cfg.train_split])
     bf16 = str(cfg.model.model_args.get("dtype")) == "bfloat16" and torch.cuda.is_available()
     targs = C.training_arguments(cfg, n_train, bf16_default=bf16)
+    group = C.fuse_accumulation(cfg, targs)
 
     # 3. Model and tokenizer.
     set_seed(int(cfg.seed))
@@ -68,7 +93,9 @@ def run_training(cfg: DictConfig) -> Path:
         if method_cls.needs_ref_logps:
             device = "cuda" if torch.cuda.is_available() else "cpu"
             model.to(device)
-            for item, lp in zip(forget, reference_logps(model, forget, tokenizer.pad_token_id), strict=True):
+            for item, lp in zip(
+                forget, reference_logps(model, forget, tokenizer.pad_token_id), strict=True
+            ):
                 item["ref_logp"] = lp
         train_ds: Any = ForgetRetainDataset(forget, retain, seed=int(cfg.seed))
     else:
@@ -91,11 +118,21 @@ def run_training(cfg: DictConfig) -> Path:
         eval_hook=eval_hook,
         callbacks=[EpochCallback(train_ds), TrainerLogFile(out / "trainer_log.txt")],
     )
+    trainer.loss_group_size = group
     log.info(
         "world size %d, per-device batch %d, accumulation %d, effective batch %d, %d training items",
-        targs.world_size, targs.per_device_train_batch_size, targs.gradient_accumulation_steps,
-        targs.per_device_train_batch_size * targs.gradient_accumulation_steps * targs.world_size, n_train,
+        targs.world_size,
+        targs.per_device_train_batch_size,
+        targs.gradient_accumulation_steps,
+        targs.per_device_train_batch_size * targs.gradient_accumulation_steps * targs.world_size,
+        n_train,
     )
+    if group:
+        log.info(
+            "fused accumulation: %d micro-batches of %d per pass (trainer.fuse_accumulation=false to turn off)",
+            targs.per_device_train_batch_size // group,
+            group,
+        )
 
     # 6. Train and save.
     trainer.train(resume_from_checkpoint=targs.resume_from_checkpoint)
@@ -111,7 +148,8 @@ def run_training(cfg: DictConfig) -> Path:
                 mode=mode,
                 method=method_cls.__name__,
                 method_args=vars(margs),
-                start_model=cfg.model.model_args.get("pretrained_model_name_or_path") or f"built-in {cfg.model.name}",
+                start_model=cfg.model.model_args.get("pretrained_model_name_or_path")
+                or f"built-in {cfg.model.name}",
                 world_size=targs.world_size,
                 global_steps=trainer.state.global_step,
             ),

@@ -50,9 +50,9 @@ def test_nll_loss_without_answer_tokens_is_zero_not_nan():
 
 def test_npo_loss_single_item_by_hand():
     # -(2/beta) * log sigmoid(-beta * (logp - ref)), logp=-3, ref=-2, beta=0.1:
-    # -(2/0.1) * log sigmoid(-0.1 * (-1)) = -20 * log sigmoid(0.1) = 12.8731...
+    # -(2/0.1) * log sigmoid(-0.1 * (-1)) = -20 * log sigmoid(0.1) = -20 * (-0.644397) = 12.88793
     expected = -(2 / 0.1) * log_sigmoid(-0.1 * (-3.0 - (-2.0)))
-    assert expected == pytest.approx(12.87307, abs=1e-5)
+    assert expected == pytest.approx(12.88793, abs=1e-5)
     got = npo_loss(torch.tensor([-3.0]), torch.tensor([-2.0]), beta=0.1)
     assert got.item() == pytest.approx(expected, rel=1e-6)
 
@@ -61,7 +61,9 @@ def test_npo_loss_is_mean_over_items_and_equals_2ln2_over_beta_at_the_reference(
     logp = torch.tensor([-3.0, -1.0, -7.5])
     ref = torch.tensor([-2.0, -2.0, -7.5])
     beta = 0.1
-    per_item = [-(2 / beta) * log_sigmoid(-beta * (lp - r)) for lp, r in [(-3, -2), (-1, -2), (-7.5, -7.5)]]
+    per_item = [
+        -(2 / beta) * log_sigmoid(-beta * (lp - r)) for lp, r in [(-3, -2), (-1, -2), (-7.5, -7.5)]
+    ]
     # The third item sits at the reference: -(2/beta) log(1/2) = 20 ln 2.
     assert per_item[2] == pytest.approx(20 * math.log(2))
     assert npo_loss(logp, ref, beta).item() == pytest.approx(sum(per_item) / 3, rel=1e-6)
@@ -90,17 +92,25 @@ def test_simnpo_loss_by_hand(delta):
 
 def test_simnpo_loss_values_written_out():
     # delta=0: items 2.0 and 0.5 -> -(2/4.5) [log sigmoid(9) + log sigmoid(2.25)] / 2
-    #   log sigmoid(9) = -1.2340e-4, log sigmoid(2.25) = -0.100282 -> 0.0223...
-    # delta=1: items 1.0 and -0.5 -> log sigmoid(4.5) = -0.011047, log sigmoid(-2.25) = -2.350282
-    assert simnpo_loss(torch.tensor([2.0, 0.5]), 4.5, 0.0).item() == pytest.approx(0.0223124, abs=1e-6)
-    assert simnpo_loss(torch.tensor([2.0, 0.5]), 4.5, 1.0).item() == pytest.approx(0.5247384, abs=1e-6)
+    #   log sigmoid(9) = -0.000123402, log sigmoid(2.25) = -0.100206559
+    #   -> (2/4.5) * 0.100329961 / 2 = 0.0222955
+    # delta=1: items 1.0 and -0.5 -> log sigmoid(4.5) = -0.011047745, log sigmoid(-2.25) = -2.350206559
+    #   -> (2/4.5) * 2.361254304 / 2 = 0.5247232
+    assert simnpo_loss(torch.tensor([2.0, 0.5]), 4.5, 0.0).item() == pytest.approx(
+        0.0222955, abs=1e-6
+    )
+    assert simnpo_loss(torch.tensor([2.0, 0.5]), 4.5, 1.0).item() == pytest.approx(
+        0.5247232, abs=1e-6
+    )
 
 
 def test_simnpo_delta_shifts_the_nll_and_default_is_zero():
     x = torch.tensor([1.3, 0.2])
     assert simnpo_loss(x, 4.5).item() == pytest.approx(simnpo_loss(x, 4.5, 0.0).item())
     # A margin delta on avg_nll x equals no margin on x - delta.
-    assert simnpo_loss(x, 4.5, 0.7).item() == pytest.approx(simnpo_loss(x - 0.7, 4.5, 0.0).item(), rel=1e-6)
+    assert simnpo_loss(x, 4.5, 0.7).item() == pytest.approx(
+        simnpo_loss(x - 0.7, 4.5, 0.0).item(), rel=1e-6
+    )
 
 
 def test_simnpo_gradient_pushes_nll_up():

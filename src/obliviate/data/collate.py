@@ -11,7 +11,9 @@ import torch
 from obliviate.data.formatting import IGNORE_INDEX
 
 
-def pad_batch(items: Sequence[dict[str, Any]], pad_id: int, side: str = "right") -> dict[str, torch.Tensor]:
+def pad_batch(
+    items: Sequence[dict[str, Any]], pad_id: int, side: str = "right"
+) -> dict[str, torch.Tensor]:
     """Pad ``input_ids``/``labels`` lists to the longest item. Returns (B, T) tensors."""
     longest = max(len(it["input_ids"]) for it in items)
     ids = torch.full((len(items), longest), pad_id, dtype=torch.long)

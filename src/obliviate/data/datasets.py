@@ -10,9 +10,14 @@ from torch.utils.data import Dataset
 from obliviate.data.formatting import QAEncoder
 
 
-def encode_rows(encoder: QAEncoder, rows: list[dict[str, Any]], answer_key: str = "answer") -> list[dict[str, Any]]:
+def encode_rows(
+    encoder: QAEncoder, rows: list[dict[str, Any]], answer_key: str = "answer"
+) -> list[dict[str, Any]]:
     """Tokenise every row once; ``index`` is the row's position in its split."""
-    return [{**encoder.encode(row["question"], row[answer_key]), "index": i} for i, row in enumerate(rows)]
+    return [
+        {**encoder.encode(row["question"], row[answer_key]), "index": i}
+        for i, row in enumerate(rows)
+    ]
 
 
 class QADataset(Dataset):
@@ -39,7 +44,9 @@ class ForgetRetainDataset(Dataset):
     sees exactly the pairs a 1-process run sees.
     """
 
-    def __init__(self, forget: list[dict[str, Any]], retain: list[dict[str, Any]] | None, seed: int):
+    def __init__(
+        self, forget: list[dict[str, Any]], retain: list[dict[str, Any]] | None, seed: int
+    ):
         self.forget = forget
         self.retain = retain
         self.seed = int(seed)

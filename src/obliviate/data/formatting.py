@@ -48,11 +48,15 @@ def prepare_tokenizer(tokenizer: Any, fmt: ChatFormat) -> Any:
         )
     eot_id = tokenizer.convert_tokens_to_ids(fmt.end_of_turn)
     if eot_id is None or eot_id == tokenizer.unk_token_id:
-        raise ConfigError(f"end-of-turn token {fmt.end_of_turn!r} (model.template.end_of_turn) is not in the tokenizer's vocabulary")
+        raise ConfigError(
+            f"end-of-turn token {fmt.end_of_turn!r} (model.template.end_of_turn) is not in the tokenizer's vocabulary"
+        )
     if fmt.pad_token is not None:
         pad_id = tokenizer.convert_tokens_to_ids(fmt.pad_token)
         if pad_id is None or pad_id == tokenizer.unk_token_id:
-            raise ConfigError(f"pad token {fmt.pad_token!r} (model.template.pad_token) is not in the tokenizer's vocabulary")
+            raise ConfigError(
+                f"pad token {fmt.pad_token!r} (model.template.pad_token) is not in the tokenizer's vocabulary"
+            )
         tokenizer.pad_token = fmt.pad_token
     elif tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -74,7 +78,9 @@ class QAEncoder:
             messages.append({"role": "system", "content": self.fmt.system_prompt})
         messages.append({"role": "user", "content": question})
         kwargs = {"date_string": self.fmt.date_string} if self.fmt.date_string else {}
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **kwargs)
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, **kwargs
+        )
 
     def prompt_ids(self, question: str) -> list[int]:
         return self.tokenizer(self.prompt_text(question), add_special_tokens=False)["input_ids"]

@@ -31,9 +31,14 @@ def split_percent(name: str, kind: str) -> int:
     pattern = {"forget": _FORGET, "retain": _RETAIN, "holdout": _HOLDOUT}[kind]
     m = pattern.match(str(name))
     if not m or not 0 < int(m.group(1)) < 100:
-        examples = {"forget": "forget01, forget05, forget10", "retain": "retain99, retain95, retain90",
-                    "holdout": "holdout01, holdout05, holdout10"}[kind]
-        raise ConfigError(f"{kind}_split={name!r} is not a TOFU {kind} split; use one of {examples}")
+        examples = {
+            "forget": "forget01, forget05, forget10",
+            "retain": "retain99, retain95, retain90",
+            "holdout": "holdout01, holdout05, holdout10",
+        }[kind]
+        raise ConfigError(
+            f"{kind}_split={name!r} is not a TOFU {kind} split; use one of {examples}"
+        )
     return int(m.group(1))
 
 
@@ -68,7 +73,9 @@ class TofuSource:
 
     @property
     def is_local(self) -> bool:
-        return Path(self.location).expanduser().is_dir() or self.location.startswith((".", "/", "~"))
+        return Path(self.location).expanduser().is_dir() or self.location.startswith(
+            (".", "/", "~")
+        )
 
     def path_of(self, split: str) -> Path | None:
         root = Path(self.location).expanduser()
@@ -83,12 +90,16 @@ class TofuSource:
             return
         root = Path(self.location).expanduser()
         if not root.is_dir():
-            raise ConfigError(f"tofu_data={self.location!r} is not a folder; pass a folder of TOFU JSON-lines files "
-                              f"or the Hub id {HUB_DATASET}")
+            raise ConfigError(
+                f"tofu_data={self.location!r} is not a folder; pass a folder of TOFU JSON-lines files "
+                f"or the Hub id {HUB_DATASET}"
+            )
         missing = [s for s in splits if self.path_of(s) is None]
         if missing:
-            raise ConfigError(f"tofu_data={self.location!r} has no file for split(s) {', '.join(missing)} "
-                              f"(expected e.g. {root / (missing[0] + '.json')})")
+            raise ConfigError(
+                f"tofu_data={self.location!r} has no file for split(s) {', '.join(missing)} "
+                f"(expected e.g. {root / (missing[0] + '.json')})"
+            )
 
     def load(self, split: str) -> list[dict[str, Any]]:
         if self.is_local:
@@ -109,7 +120,9 @@ def _read_json_lines(path: Path) -> list[dict[str, Any]]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as e:
-                raise ConfigError(f"{path}:{n} is not valid JSON ({e.msg}); TOFU files are JSON lines") from e
+                raise ConfigError(
+                    f"{path}:{n} is not valid JSON ({e.msg}); TOFU files are JSON lines"
+                ) from e
     return rows
 
 
@@ -126,19 +139,31 @@ def _load_from_hub(dataset_id: str, split: str) -> list[dict[str, Any]]:
     return [dict(r) for r in ds]
 
 
-def validate_rows(rows: list[dict[str, Any]], split: str, fields: tuple[str, ...] = ("question", "answer")) -> None:
+def validate_rows(
+    rows: list[dict[str, Any]], split: str, fields: tuple[str, ...] = ("question", "answer")
+) -> None:
     if not rows:
         raise ConfigError(f"split {split!r} is empty")
     for i, row in enumerate(rows):
         for key in fields:
             if key not in row:
-                raise ConfigError(f"split {split!r} row {i} has no {key!r} field (fields: {sorted(row)})")
+                raise ConfigError(
+                    f"split {split!r} row {i} has no {key!r} field (fields: {sorted(row)})"
+                )
             value = row[key]
             if key == "perturbed_answer":
-                if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
-                    raise ConfigError(f"split {split!r} row {i}: 'perturbed_answer' must be a non-empty list of strings")
+                if (
+                    not isinstance(value, list)
+                    or not value
+                    or not all(isinstance(v, str) and v.strip() for v in value)
+                ):
+                    raise ConfigError(
+                        f"split {split!r} row {i}: 'perturbed_answer' must be a non-empty list of strings"
+                    )
             elif not isinstance(value, str) or not value.strip():
-                raise ConfigError(f"split {split!r} row {i}: {key!r} is empty; every TOFU item needs a non-empty {key}")
+                raise ConfigError(
+                    f"split {split!r} row {i}: {key!r} is empty; every TOFU item needs a non-empty {key}"
+                )
 
 
 def author_of(rows_full: list[dict[str, Any]]) -> dict[str, int]:
@@ -146,12 +171,16 @@ def author_of(rows_full: list[dict[str, Any]]) -> dict[str, int]:
     return {row["question"]: i // QA_PER_AUTHOR for i, row in enumerate(rows_full)}
 
 
-def check_disjoint(forget: list[dict], retain: list[dict], full: list[dict] | None, names: tuple[str, str]) -> None:
+def check_disjoint(
+    forget: list[dict], retain: list[dict], full: list[dict] | None, names: tuple[str, str]
+) -> None:
     """Data-level check: no author in both splits, and together they make up ``full``."""
     f_name, r_name = names
     shared_q = {r["question"] for r in forget} & {r["question"] for r in retain}
     if shared_q:
-        raise ConfigError(f"{f_name} and {r_name} share {len(shared_q)} question(s), e.g. {next(iter(shared_q))!r}")
+        raise ConfigError(
+            f"{f_name} and {r_name} share {len(shared_q)} question(s), e.g. {next(iter(shared_q))!r}"
+        )
     if full is None:
         return
     authors = author_of(full)
@@ -159,7 +188,11 @@ def check_disjoint(forget: list[dict], retain: list[dict], full: list[dict] | No
     ra = {authors.get(r["question"]) for r in retain}
     both = (fa & ra) - {None}
     if both:
-        raise ConfigError(f"{f_name} and {r_name} share author(s) {sorted(both)[:5]}: an author must be wholly forgotten or kept")
+        raise ConfigError(
+            f"{f_name} and {r_name} share author(s) {sorted(both)[:5]}: an author must be wholly forgotten or kept"
+        )
     if len(forget) + len(retain) != len(full):
-        raise ConfigError(f"{f_name} ({len(forget)} rows) + {r_name} ({len(retain)} rows) != full ({len(full)} rows): "
-                          "the retain split must be the complement of the forget split")
+        raise ConfigError(
+            f"{f_name} ({len(forget)} rows) + {r_name} ({len(retain)} rows) != full ({len(full)} rows): "
+            "the retain split must be the complement of the forget split"
+        )

@@ -20,13 +20,17 @@ def eval_split_files(forget_split: str) -> dict[str, str]:
     }
 
 
-def load_eval_data(source: tofu.TofuSource, forget_split: str, holdout_split: str | None, notes: list[str]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
+def load_eval_data(
+    source: tofu.TofuSource, forget_split: str, holdout_split: str | None, notes: list[str]
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
     """Rows per evaluation part, plus the file name each came from (for the receipt)."""
     files = eval_split_files(forget_split)
     data: dict[str, list[dict[str, Any]]] = {}
     for part, name in files.items():
         rows = source.load(name)
-        tofu.validate_rows(rows, name, PERTURBED_FIELDS if part in ("forget", "retain") else OPTION_FIELDS)
+        tofu.validate_rows(
+            rows, name, PERTURBED_FIELDS if part in ("forget", "retain") else OPTION_FIELDS
+        )
         data[part] = rows
     if holdout_split:
         try:

@@ -17,12 +17,18 @@ from obliviate.eval.runner import settings_from_cfg, write_results
 from obliviate.eval.tofu_eval import evaluate_model, summary
 
 
-def make_training_eval_hook(cfg: DictConfig, tokenizer: Any, encoder: QAEncoder) -> Callable[[Any, int], dict[str, float]]:
+def make_training_eval_hook(
+    cfg: DictConfig, tokenizer: Any, encoder: QAEncoder
+) -> Callable[[Any, int], dict[str, float]]:
     settings = settings_from_cfg(cfg)
     settings.progress = False
     source = tofu.TofuSource(str(cfg.tofu_data))
-    data, files = load_eval_data(source, settings.forget_split, cfg.get("holdout_split"), settings.notes)
-    retain_log = RL.load_retain_log(settings.retain_logs_path) if settings.retain_logs_path else None
+    data, files = load_eval_data(
+        source, settings.forget_split, cfg.get("holdout_split"), settings.notes
+    )
+    retain_log = (
+        RL.load_retain_log(settings.retain_logs_path) if settings.retain_logs_path else None
+    )
 
     def hook(model: Any, step: int) -> dict[str, float]:
         res = evaluate_model(model, encoder, data, settings, retain_log)

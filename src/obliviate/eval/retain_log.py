@@ -28,14 +28,18 @@ def how_to_make(model_name: str, retain_split: str) -> str:
 def load_retain_log(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"retain_logs_path={str(path)!r} does not exist; pass the retain model's TOFU_EVAL.json")
+        raise ConfigError(
+            f"retain_logs_path={str(path)!r} does not exist; pass the retain model's TOFU_EVAL.json"
+        )
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ConfigError(f"retain_logs_path={str(path)!r} is not valid JSON ({e.msg})") from e
 
 
-def retain_truth_ratios(log: dict[str, Any], path: str, forget_split: str, n_items: int, max_items: Any) -> np.ndarray:
+def retain_truth_ratios(
+    log: dict[str, Any], path: str, forget_split: str, n_items: int, max_items: Any
+) -> np.ndarray:
     """Per-item forget truth ratios of the retain model, checked against this evaluation."""
     info = log.get("eval_info") or {}
     if info.get("forget_split") not in (None, forget_split):
@@ -51,7 +55,9 @@ def retain_truth_ratios(log: dict[str, Any], path: str, forget_split: str, n_ite
     tr = log.get("forget_truth_ratio")
     by_index = tr.get("value_by_index") if isinstance(tr, dict) else None
     if not by_index:
-        raise ConfigError(f"retain log {path} has no per-item truth ratios (forget_truth_ratio.value_by_index)")
+        raise ConfigError(
+            f"retain log {path} has no per-item truth ratios (forget_truth_ratio.value_by_index)"
+        )
     if len(by_index) != n_items:
         raise ConfigError(
             f"retain log {path} has {len(by_index)} per-item truth ratios, this evaluation has {n_items} "

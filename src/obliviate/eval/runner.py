@@ -16,7 +16,12 @@ from obliviate.eval import retain_log as RL
 from obliviate.eval.data import load_eval_data
 from obliviate.eval.tofu_eval import EvalSettings, evaluate_model, format_table, summary
 from obliviate.models.loading import check_model_path, load_model, load_tokenizer
-from obliviate.utils.io import atomic_write_json, atomic_write_text, check_writable, guard_output_dir
+from obliviate.utils.io import (
+    atomic_write_json,
+    atomic_write_text,
+    check_writable,
+    guard_output_dir,
+)
 from obliviate.utils.receipt import make_receipt, rows_sha256, weights_fingerprint
 
 log = logging.getLogger("obliviate")
@@ -41,17 +46,30 @@ def run_eval(cfg: DictConfig) -> Path:
     settings = settings_from_cfg(cfg)
     tofu.check_holdout(cfg.forget_split, cfg.get("holdout_split"))
     source = tofu.TofuSource(str(cfg.tofu_data))
-    source.check_folder([f"{cfg.forget_split}_perturbed", "retain_perturbed", "real_authors_perturbed", "world_facts_perturbed"])
+    source.check_folder(
+        [
+            f"{cfg.forget_split}_perturbed",
+            "retain_perturbed",
+            "real_authors_perturbed",
+            "world_facts_perturbed",
+        ]
+    )
     model_path = cfg.model.model_args.get("pretrained_model_name_or_path")
     check_model_path(model_path)
     out = guard_output_dir(Path(cfg.paths.output_dir), RESULT_FILES, bool(cfg.overwrite))
-    retain_log = RL.load_retain_log(settings.retain_logs_path) if settings.retain_logs_path else None
+    retain_log = (
+        RL.load_retain_log(settings.retain_logs_path) if settings.retain_logs_path else None
+    )
     check_writable(out)
 
-    data, files = load_eval_data(source, settings.forget_split, cfg.get("holdout_split"), settings.notes)
+    data, files = load_eval_data(
+        source, settings.forget_split, cfg.get("holdout_split"), settings.notes
+    )
     if retain_log is not None:  # validate before the expensive part
         n_f = len(data["forget"][: settings.max_items] if settings.max_items else data["forget"])
-        RL.retain_truth_ratios(retain_log, settings.retain_logs_path, settings.forget_split, n_f, settings.max_items)
+        RL.retain_truth_ratios(
+            retain_log, settings.retain_logs_path, settings.forget_split, n_f, settings.max_items
+        )
 
     fmt = ChatFormat.from_config(cfg.model.template)
     tokenizer = prepare_tokenizer(load_tokenizer(cfg.model), fmt)
@@ -63,12 +81,18 @@ def run_eval(cfg: DictConfig) -> Path:
     res = evaluate_model(model, encoder, data, settings, retain_log)
     seconds = time.time() - t0
 
-    write_results(out, res, cfg, extra_receipt={
-        "model": model_path or f"built-in {cfg.model.name}",
-        "model_weights": weights_fingerprint(model_path) if model_path else None,
-        "data_files": files,
-        "eval_seconds": round(seconds, 2),
-    }, data=data)
+    write_results(
+        out,
+        res,
+        cfg,
+        extra_receipt={
+            "model": model_path or f"built-in {cfg.model.name}",
+            "model_weights": weights_fingerprint(model_path) if model_path else None,
+            "data_files": files,
+            "eval_seconds": round(seconds, 2),
+        },
+        data=data,
+    )
     print(format_table(res))
     for note in settings.notes:
         print(f"note: {note}")
@@ -81,7 +105,9 @@ def write_results(out: Path, res: dict, cfg: DictConfig, extra_receipt: dict, da
     """Receipt and config first, the result files last (each atomic), so a crash never leaves
     result files that look complete."""
     atomic_write_text(out / "eval_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    receipt = make_receipt(int(cfg.seed), {k: rows_sha256(v) for k, v in data.items()}, **extra_receipt)
+    receipt = make_receipt(
+        int(cfg.seed), {k: rows_sha256(v) for k, v in data.items()}, **extra_receipt
+    )
     atomic_write_json(out / "eval_receipt.json", receipt)
     atomic_write_json(out / "TOFU_EVAL.json", res)
     atomic_write_json(out / "TOFU_SUMMARY.json", summary(res))

@@ -49,7 +49,10 @@ def score_answers(
     for start in _progress(range(0, len(order), batch_size), desc):
         idx = order[start : start + batch_size]
         batch = pad_batch([items[i] for i in idx], encoder.tokenizer.pad_token_id)
-        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
+        logits = model(
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+        ).logits
         lp = sequence_logprobs(logits, batch["labels"].to(device))
         avg = (-lp.mean).tolist()
         preds = logits[:, :-1].argmax(-1) if keep_tokens else None
@@ -72,6 +75,7 @@ def greedy_generate(
     max_new_tokens: int = 200,
     batch_size: int = 32,
     desc: str | None = None,
+    stats: dict[str, float] | None = None,
 ) -> list[str]:
     """Greedy answers: prompt = chat up to the assistant header, left-padded batches with the
     KV cache; each output is cut at its first end-of-turn, decoded without special tokens, and
@@ -80,7 +84,9 @@ def greedy_generate(
     prompts = [encoder.prompt_ids(q) for q in questions]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
     device = _device(model)
-    eos = sorted({encoder.eot_id, *(_as_list(getattr(model.generation_config, "eos_token_id", None)))})
+    eos = sorted(
+        {encoder.eot_id, *(_as_list(getattr(model.generation_config, "eos_token_id", None)))}
+    )
     out = [""] * len(prompts)
     for start in _progress(range(0, len(order), batch_size), desc):
         idx = order[start : start + batch_size]
@@ -97,6 +103,9 @@ def greedy_generate(
             pad_token_id=tok.pad_token_id,
         )
         new = gen[:, batch["input_ids"].size(1) :].cpu()
+        if stats is not None:
+            stats["generated_tokens"] = stats.get("generated_tokens", 0) + new.numel()
+            stats["generation_steps"] = stats.get("generation_steps", 0) + new.size(1)
         for row, i in enumerate(idx):
             ids = new[row].tolist()
             if encoder.eot_id in ids:

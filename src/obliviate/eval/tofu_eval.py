@@ -5,8 +5,11 @@ Key names follow open-unlearning's TOFU_EVAL.json, so logs are interchangeable b
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +65,8 @@ class EvalSettings:
     retain_logs_path: str | None = None
     progress: bool = True
     notes: list[str] = field(default_factory=list)
+    #: wall seconds per phase (scoring, generation, rouge) and generated-token count, filled in
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def _num(x: float) -> float | None:
@@ -117,7 +122,10 @@ def _evaluate(model, encoder, data, settings, retain_log) -> dict[str, Any]:
         if true_key != "answer":
             pairs += [(r["question"], r[true_key]) for r in rows]
         pairs += [(r["question"], p) for r in rows for p in r["perturbed_answer"]]
-        scored = score_answers(model, encoder, pairs, bs, keep_tokens=True, desc=desc(f"scoring {prefix}"))
+        with _timed(settings.timings, "scoring"):
+            scored = score_answers(
+                model, encoder, pairs, bs, keep_tokens=True, desc=desc(f"scoring {prefix}")
+            )
         ans = scored[:n]
         true_sc = ans if true_key == "answer" else scored[n : 2 * n]
         pert_sc = scored[len(pairs) - n * k_false :]
@@ -130,21 +138,30 @@ def _evaluate(model, encoder, data, settings, retain_log) -> dict[str, Any]:
         prob = M.probability(avg_ans)
         res[f"{prefix}_Q_A_Prob"] = {
             "agg_value": _mean([_num(p) for p in prob]),
-            "value_by_index": {str(i): {"prob": _num(prob[i]), "avg_loss": _num(avg_ans[i])} for i in range(n)},
+            "value_by_index": {
+                str(i): {"prob": _num(prob[i]), "avg_loss": _num(avg_ans[i])} for i in range(n)
+            },
             "n": n,
         }
         if true_key != "answer":
             p_para = M.probability(avg_true)
             res[f"{prefix}_Q_A_PARA_Prob"] = {
                 "agg_value": _mean([_num(p) for p in p_para]),
-                "value_by_index": {str(i): {"prob": _num(p_para[i]), "avg_loss": _num(avg_true[i])} for i in range(n)},
+                "value_by_index": {
+                    str(i): {"prob": _num(p_para[i]), "avg_loss": _num(avg_true[i])}
+                    for i in range(n)
+                },
                 "n": n,
             }
         p_pert = M.probability(avg_false)  # (n, K)
         res[f"{prefix}_Q_A_PERT_Prob"] = {
             "agg_value": float(np.nanmean(p_pert)),
             "value_by_index": {
-                str(i): {"prob": [_num(x) for x in p_pert[i]], "avg_loss": [_num(x) for x in avg_false[i]]} for i in range(n)
+                str(i): {
+                    "prob": [_num(x) for x in p_pert[i]],
+                    "avg_loss": [_num(x) for x in avg_false[i]],
+                }
+                for i in range(n)
             },
             "n": n,
         }
@@ -157,7 +174,9 @@ def _evaluate(model, encoder, data, settings, retain_log) -> dict[str, Any]:
             }
         tr = M.truth_ratio(avg_true, avg_false)
         ok = ~np.isnan(tr)
-        agg = M.truth_ratio_closer_to_1 if aggregator == "closer_to_1" else M.truth_ratio_true_better
+        agg = (
+            M.truth_ratio_closer_to_1 if aggregator == "closer_to_1" else M.truth_ratio_true_better
+        )
         tr_key = "forget_truth_ratio" if prefix == "forget" else f"{prefix}_Truth_Ratio"
         res[tr_key] = {
             "agg_value": agg(tr[ok]) if ok.any() else None,
@@ -167,14 +186,28 @@ def _evaluate(model, encoder, data, settings, retain_log) -> dict[str, Any]:
         }
 
         # Greedy generations for ROUGE-L recall.
-        gens = greedy_generate(model, encoder, [r["question"] for r in rows], settings.max_new_tokens, bs,
-                               desc=desc(f"generating {prefix}"))
+        with _timed(settings.timings, "generation"):
+            gens = greedy_generate(
+                model,
+                encoder,
+                [r["question"] for r in rows],
+                settings.max_new_tokens,
+                bs,
+                desc=desc(f"generating {prefix}"),
+                stats=settings.timings,
+            )
         truths = [r["answer"] for r in rows]
-        rs = M.rouge_scores(gens, truths)
+        with _timed(settings.timings, "rouge"):
+            rs = M.rouge_scores(gens, truths)
         res[f"{prefix}_Q_A_ROUGE"] = {
             "agg_value": float(np.mean([r["rougeL_recall"] for r in rs])),
             "value_by_index": {
-                str(i): {**rs[i], "input": rows[i]["question"], "ground_truth": truths[i], "generation": gens[i]}
+                str(i): {
+                    **rs[i],
+                    "input": rows[i]["question"],
+                    "ground_truth": truths[i],
+                    "generation": gens[i],
+                }
                 for i in range(n)
             },
             "n": n,
@@ -188,8 +221,16 @@ def _evaluate(model, encoder, data, settings, retain_log) -> dict[str, Any]:
         em[str(i)] = {"score": _num(M.exact_memorization(pred, lab))}
         es[str(i)] = {"score": _num(M.extraction_strength(pred, lab))}
     n_f = len(scored_answer["forget"])
-    res["exact_memorization"] = {"agg_value": _mean([v["score"] for v in em.values()]), "value_by_index": em, "n": n_f}
-    res["extraction_strength"] = {"agg_value": _mean([v["score"] for v in es.values()]), "value_by_index": es, "n": n_f}
+    res["exact_memorization"] = {
+        "agg_value": _mean([v["score"] for v in em.values()]),
+        "value_by_index": em,
+        "n": n_f,
+    }
+    res["extraction_strength"] = {
+        "agg_value": _mean([v["score"] for v in es.values()]),
+        "value_by_index": es,
+        "n": n_f,
+    }
 
     # Model utility: harmonic mean of the nine retain / real-author / world-fact numbers.
     parts = {k: res[k]["agg_value"] for k in M.MODEL_UTILITY_KEYS}
@@ -199,22 +240,42 @@ def _evaluate(model, encoder, data, settings, retain_log) -> dict[str, Any]:
     }
 
     # forget_quality: KS test against the retain model's per-item forget truth ratios.
-    forget_tr = np.array([v["score"] for v in res["forget_truth_ratio"]["value_by_index"].values()], dtype=float)
-    fq: dict[str, Any] = {"agg_value": None, "n": n_f, "retain_logs_path": settings.retain_logs_path}
+    forget_tr = np.array(
+        [v["score"] for v in res["forget_truth_ratio"]["value_by_index"].values()], dtype=float
+    )
+    fq: dict[str, Any] = {
+        "agg_value": None,
+        "n": n_f,
+        "retain_logs_path": settings.retain_logs_path,
+    }
     if retain_log is not None:
-        ref = RL.retain_truth_ratios(retain_log, settings.retain_logs_path or "?", settings.forget_split, n_f, settings.max_items)
+        ref = RL.retain_truth_ratios(
+            retain_log,
+            settings.retain_logs_path or "?",
+            settings.forget_split,
+            n_f,
+            settings.max_items,
+        )
         ours = forget_tr[~np.isnan(forget_tr)]
         fq["agg_value"] = M.forget_quality(ours, ref[~np.isnan(ref)])
         fq["n_retain"] = int((~np.isnan(ref)).sum())
     else:
-        fq["note"] = "no retain log: forget_quality not computed; " + RL.how_to_make(settings.model_name, settings.retain_split)
+        fq["note"] = "no retain log: forget_quality not computed; " + RL.how_to_make(
+            settings.model_name, settings.retain_split
+        )
     res["forget_quality"] = fq
 
     # Privacy: min-k% membership attack, forget (members) vs holdout (non-members).
     holdout = rows_by.get("holdout")
     if holdout:
-        hold_sc = score_answers(model, encoder, [(r["question"], r["answer"]) for r in holdout], bs,
-                                desc=desc("scoring holdout"))
+        with _timed(settings.timings, "scoring"):
+            hold_sc = score_answers(
+                model,
+                encoder,
+                [(r["question"], r["answer"]) for r in holdout],
+                bs,
+                desc=desc("scoring holdout"),
+            )
         mem = np.array([M.min_k_score(s.token_logp.numpy(), 0.4) for s in scored_answer["forget"]])
         non = np.array([M.min_k_score(s.token_logp.numpy(), 0.4) for s in hold_sc])
         auc = M.roc_auc(mem, non)
@@ -222,10 +283,14 @@ def _evaluate(model, encoder, data, settings, retain_log) -> dict[str, Any]:
         auc_ret = RL.retain_mia_auc(retain_log) if retain_log else None
         res["privleak"] = {
             "agg_value": M.privleak(auc, auc_ret) if auc_ret is not None else None,
-            "note": None if auc_ret is not None else "needs the retain log's mia_min_k (AUC_retain)",
+            "note": None
+            if auc_ret is not None
+            else "needs the retain log's mia_min_k (AUC_retain)",
         }
     else:
-        settings.notes.append("no holdout split available: mia_min_k and privleak skipped (no made-up reference)")
+        settings.notes.append(
+            "no holdout split available: mia_min_k and privleak skipped (no made-up reference)"
+        )
 
     res["eval_info"] = {
         "metric_version": METRIC_VERSION,
@@ -238,6 +303,17 @@ def _evaluate(model, encoder, data, settings, retain_log) -> dict[str, Any]:
         "notes": settings.notes,
     }
     return res
+
+
+@contextlib.contextmanager
+def _timed(acc: dict[str, float], key: str) -> Iterator[None]:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    yield
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    acc[f"{key}_seconds"] = acc.get(f"{key}_seconds", 0.0) + time.perf_counter() - t0
 
 
 def summary(res: dict[str, Any]) -> dict[str, Any]:

@@ -17,12 +17,24 @@ class MethodArgs:
     """Base: no arguments. Subclasses add fields; ``validate`` checks ranges."""
 
     def validate(self, method: str) -> None:
+        for name in ("beta", "gamma", "alpha", "delta"):
+            value = getattr(self, name, None)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+            ):
+                raise ConfigError(
+                    f"trainer.method_args.{name}={value!r} for {method} must be a number"
+                )
         for name in ("beta",):
             if hasattr(self, name) and not float(getattr(self, name)) > 0:
-                raise ConfigError(f"trainer.method_args.{name}={getattr(self, name)} for {method} must be > 0")
+                raise ConfigError(
+                    f"trainer.method_args.{name}={getattr(self, name)} for {method} must be > 0"
+                )
         for name in ("gamma", "alpha"):
             if hasattr(self, name) and float(getattr(self, name)) < 0:
-                raise ConfigError(f"trainer.method_args.{name}={getattr(self, name)} for {method} must be >= 0")
+                raise ConfigError(
+                    f"trainer.method_args.{name}={getattr(self, name)} for {method} must be >= 0"
+                )
         rlt = getattr(self, "retain_loss_type", None)
         if rlt is not None and rlt not in RETAIN_LOSS_TYPES:
             raise ConfigError(

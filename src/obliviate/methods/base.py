@@ -29,6 +29,8 @@ class UnlearnTrainer(Trainer):
     Args: ClassVar[type[MethodArgs]] = MethodArgs
     #: the reference log-probs of each forget answer, computed once before training
     needs_ref_logps: ClassVar[bool] = False
+    #: the config mode whose data this trainer consumes (forget/retain pairs, or plain QA)
+    mode: ClassVar[str] = "unlearn"
 
     def __init__(
         self,
@@ -44,6 +46,8 @@ class UnlearnTrainer(Trainer):
         self.loss_is_scaled_for_ga = False
         self._components: dict[str, list[torch.Tensor]] = defaultdict(list)
         self.ref_model = None
+        #: rows per user micro-batch when several are fused into one pass (None = not fused)
+        self.loss_group_size: int | None = None
         if self.retain_loss_type == "KL" and self.alpha > 0:
             # KL needs the full reference distribution on retain tokens: keep a frozen copy.
             self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
@@ -71,25 +75,33 @@ class UnlearnTrainer(Trainer):
         parts = [forget] + ([retain] if retain is not None else [])
         logits = joint_logits(model, parts)  # one (B_f + B_r, T, V) pass
         n_f = forget["input_ids"].size(0)
-        t_f = forget["input_ids"].size(1)
+        f_logps = sequence_logprobs(logits[:n_f, : forget["input_ids"].size(1)], forget["labels"])
+        r_logits = logits[n_f:, : retain["input_ids"].size(1)] if retain is not None else None
 
-        f_logps = sequence_logprobs(logits[:n_f, :t_f], forget["labels"])
-        forget_loss = self.forget_loss(f_logps, forget)
-        loss = self.gamma * forget_loss
-        self._record("forget_loss", forget_loss)
-
-        if retain is not None:
-            t_r = retain["input_ids"].size(1)
-            retain_loss = self.retain_loss(logits[n_f:, :t_r], retain)
-            loss = loss + self.alpha * retain_loss
-            self._record("retain_loss", retain_loss)
+        # With fused accumulation, one pass holds several of the user's micro-batches; the loss
+        # is then the mean of each micro-batch's loss, exactly what accumulation would give.
+        size = self.loss_group_size or n_f
+        losses = []
+        for start in range(0, n_f, size):
+            g = slice(start, start + size)
+            forget_loss = self.forget_loss(f_logps[g], _rows(forget, g))
+            loss = self.gamma * forget_loss
+            self._record("forget_loss", forget_loss)
+            if retain is not None:
+                retain_loss = self.retain_loss(r_logits[g], _rows(retain, g))
+                loss = loss + self.alpha * retain_loss
+                self._record("retain_loss", retain_loss)
+            losses.append(loss)
+        loss = torch.stack(losses).mean()
         return (loss, {"logits": logits}) if return_outputs else loss
 
     def retain_loss(self, logits: torch.Tensor, retain: dict[str, torch.Tensor]) -> torch.Tensor:
         logps = sequence_logprobs(logits, retain["labels"])
         if self.retain_loss_type == "KL":
             with torch.no_grad():
-                ref_logits = self.ref_model(input_ids=retain["input_ids"], attention_mask=retain["attention_mask"]).logits
+                ref_logits = self.ref_model(
+                    input_ids=retain["input_ids"], attention_mask=retain["attention_mask"]
+                ).logits
             return kl_retain_loss(logits[:, :-1], ref_logits[:, :-1], logps.mask)
         return nll_loss(logps.token_logp, logps.mask)
 
@@ -106,7 +118,9 @@ class UnlearnTrainer(Trainer):
             self._components.clear()
         super().log(logs, start_time)
 
-    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+    def evaluate(
+        self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"
+    ) -> dict[str, float]:
         """``eval_strategy=steps`` lands here: run the TOFU evaluation hook on the current model."""
         if self.eval_hook is None:
             return {}
@@ -116,6 +130,10 @@ class UnlearnTrainer(Trainer):
         metrics = {f"{metric_key_prefix}_{k}": v for k, v in metrics.items()}
         self.log(metrics)
         return metrics
+
+
+def _rows(batch: dict[str, torch.Tensor], rows: slice) -> dict[str, torch.Tensor]:
+    return {k: v[rows] for k, v in batch.items()}
 
 
 def joint_logits(model: torch.nn.Module, batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
@@ -137,7 +155,9 @@ def joint_logits(model: torch.nn.Module, batches: list[dict[str, torch.Tensor]])
 
 
 @torch.no_grad()
-def reference_logps(model: torch.nn.Module, items: list[dict[str, Any]], pad_id: int, batch_size: int = 16) -> list[float]:
+def reference_logps(
+    model: torch.nn.Module, items: list[dict[str, Any]], pad_id: int, batch_size: int = 16
+) -> list[float]:
     """log pi_ref(y|x) (summed over answer tokens) of each item under ``model`` as it is now.
 
     Used by NPO-style methods so that the reference model need not stay in memory: the
@@ -152,7 +172,10 @@ def reference_logps(model: torch.nn.Module, items: list[dict[str, Any]], pad_id:
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         batch = pad_batch([items[i] for i in idx], pad_id)
-        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
+        logits = model(
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+        ).logits
         sums = sequence_logprobs(logits, batch["labels"].to(device)).sum.tolist()
         for i, s in zip(idx, sums):
             out[i] = s

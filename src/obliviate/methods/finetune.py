@@ -10,6 +10,7 @@ from obliviate.methods.losses import nll_loss
 
 class Finetune(UnlearnTrainer):
     Args = MethodArgs
+    mode = "finetune"
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         batch = inputs["train"]

@@ -38,7 +38,9 @@ def simnpo_loss(avg_nll: torch.Tensor, beta: float, delta: float = 0.0) -> torch
     return (-2.0 / beta * F.logsigmoid(beta * (avg_nll - delta))).mean()
 
 
-def kl_retain_loss(logits: torch.Tensor, ref_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def kl_retain_loss(
+    logits: torch.Tensor, ref_logits: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     """KL(p_ref || p_theta) per answer token, averaged over the answer tokens of the batch.
 
     logits, ref_logits: (B, T, V) already aligned with ``mask`` (B, T) (i.e. shifted).

@@ -18,12 +18,18 @@ def resolve_dtype(name: str | None) -> torch.dtype | str:
         return "auto"
     dtype = getattr(torch, str(name), None)
     if not isinstance(dtype, torch.dtype):
-        raise ConfigError(f"model.model_args.dtype={name!r} is not a torch dtype; use bfloat16, float16 or float32")
+        raise ConfigError(
+            f"model.model_args.dtype={name!r} is not a torch dtype; use bfloat16, float16 or float32"
+        )
     return dtype
 
 
 def is_local_path(path: str) -> bool:
-    return path.startswith((".", "/", "~")) or Path(path).expanduser().exists() or path.startswith("saves")
+    return (
+        path.startswith((".", "/", "~"))
+        or Path(path).expanduser().exists()
+        or path.startswith("saves")
+    )
 
 
 def check_model_path(path: str | None) -> None:
@@ -37,7 +43,9 @@ def check_model_path(path: str | None) -> None:
             "<Hub id or a folder written by training>"
         )
     if not any(f.suffix in _WEIGHT_SUFFIXES for f in p.iterdir()):
-        raise ConfigError(f"model folder '{path}' holds no weights (*.safetensors); is it a finished run?")
+        raise ConfigError(
+            f"model folder '{path}' holds no weights (*.safetensors); is it a finished run?"
+        )
 
 
 def load_tokenizer(model_cfg: Any) -> Any:
@@ -46,7 +54,11 @@ def load_tokenizer(model_cfg: Any) -> Any:
 
     model_path = model_cfg.model_args.get("pretrained_model_name_or_path")
     tok_path = (model_cfg.get("tokenizer_args") or {}).get("pretrained_model_name_or_path")
-    if model_path and is_local_path(model_path) and any((Path(model_path).expanduser() / f).exists() for f in _TOKENIZER_FILES):
+    if (
+        model_path
+        and is_local_path(model_path)
+        and any((Path(model_path).expanduser() / f).exists() for f in _TOKENIZER_FILES)
+    ):
         tok_path = model_path
     if tok_path is None:
         if model_cfg.get("tiny") is not None:
@@ -55,7 +67,9 @@ def load_tokenizer(model_cfg: Any) -> Any:
             return build_tiny_tokenizer()
         tok_path = model_path
     try:
-        return AutoTokenizer.from_pretrained(tok_path, trust_remote_code=bool(model_cfg.get("trust_remote_code", False)))
+        return AutoTokenizer.from_pretrained(
+            tok_path, trust_remote_code=bool(model_cfg.get("trust_remote_code", False))
+        )
     except OSError as e:
         raise ConfigError(
             f"could not load a tokenizer from {tok_path!r} ({e}); check the Hub id or pass a local folder with "
@@ -73,11 +87,16 @@ def load_model(model_cfg: Any) -> Any:
     attn = args.pop("attn_implementation", None) or "sdpa"
     if path is None:
         if model_cfg.get("tiny") is None:
-            raise ConfigError("model.model_args.pretrained_model_name_or_path is empty; pass a Hub id or a local folder")
+            raise ConfigError(
+                "model.model_args.pretrained_model_name_or_path is empty; pass a Hub id or a local folder"
+            )
         from obliviate.models.tiny import build_tiny_model
 
-        return build_tiny_model(**dict(model_cfg.tiny), attn_implementation=attn,
-                                dtype=dtype if isinstance(dtype, torch.dtype) else torch.float32)
+        return build_tiny_model(
+            **dict(model_cfg.tiny),
+            attn_implementation=attn,
+            dtype=dtype if isinstance(dtype, torch.dtype) else torch.float32,
+        )
     check_model_path(path)
     try:
         return AutoModelForCausalLM.from_pretrained(

