@@ -165,7 +165,7 @@ def bench_unlearn(
     )
     trainer.loss_group_size = bs if fuse else None
     trainer.train()
-    dts = [b - a for a, b in zip(timer.times[warmup - 1 :], timer.times[warmup:])]
+    dts = [b - a for a, b in zip(timer.times[warmup - 1 : -1], timer.times[warmup:], strict=True)]
     s_step = sum(dts) / len(dts)
     # Tokens per step: 16 forget + 16 retain sequences of the mean real (unpadded) length.
     mean_f = sum(len(x["input_ids"]) for x in forget) / len(forget)
@@ -202,7 +202,12 @@ def bench_unlearn(
 
 
 def bench_eval(
-    device: str, source: TofuSource, encoder: QAEncoder, batch_size: int, max_items: int | None
+    device: str,
+    source: TofuSource,
+    encoder: QAEncoder,
+    batch_size: int,
+    gen_batch_size: int,
+    max_items: int | None,
 ) -> dict:
     model = build_model(device)
     if device == "cuda":
@@ -214,6 +219,7 @@ def bench_eval(
         max_items=max_items,
         max_new_tokens=200,
         batch_size=batch_size,
+        generation_batch_size=gen_batch_size,
         progress=False,
     )
     data, _ = load_eval_data(source, "forget10", None, settings.notes)
@@ -231,6 +237,7 @@ def bench_eval(
         "generated_tokens": int(t.get("generated_tokens", 0)),
         "max_new_tokens": 200,
         "batch_size": batch_size,
+        "generation_batch_size": gen_batch_size,
         "max_items": max_items,
         "note": "random weights rarely emit end-of-turn, so generations run to the 200-token limit (worst case)",
         "peak_memory_gib": round(peak_memory_gib(device), 2),
@@ -257,6 +264,9 @@ def main() -> None:
     ap.add_argument("--skip-eval", action="store_true")
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--eval-batch-size", type=int, default=None)
+    ap.add_argument(
+        "--eval-generation-batch-size", type=int, default=None, help="default 512 GPU, 8 CPU"
+    )
     ap.add_argument(
         "--eval-max-items",
         type=int,
@@ -297,9 +307,9 @@ def main() -> None:
                 print(json.dumps(result["unlearn"][-1]), file=sys.stderr, flush=True)
     if not a.skip_eval:
         bs = a.eval_batch_size or (128 if gpu else 8)
-        result["eval"] = bench_eval(
-            device, source, encoder, bs, a.eval_max_items if a.eval_max_items or gpu else 4
-        )
+        gbs = a.eval_generation_batch_size or (512 if gpu else 8)
+        cap = a.eval_max_items if a.eval_max_items or gpu else 4
+        result["eval"] = bench_eval(device, source, encoder, bs, gbs, cap)
     line = json.dumps(result)
     print(line)
     if a.out:

@@ -99,6 +99,12 @@ def training_arguments(
         )
         steps_per_epoch = max(1, math.ceil(n_train / per_step))
         raw["warmup_steps"] = int(round(float(warmup_epochs) * steps_per_epoch))
+    # The guide's `gradient_checkpointing` became `activation_checkpointing` in transformers 5.x;
+    # pass the new name where it exists so newer releases do not warn on every run.
+    if "activation_checkpointing" in known and "gradient_checkpointing" in raw:
+        gc = raw.pop("gradient_checkpointing")
+        if raw.get("activation_checkpointing") is None:
+            raw["activation_checkpointing"] = gc
     raw.setdefault("remove_unused_columns", False)
     try:
         return TrainingArguments(**raw)

@@ -2,11 +2,17 @@
 
 Causal-LM convention: the logit at position t predicts token t+1, so logits are shifted left
 and labels right by one. Positions whose label is -100 (prompt, padding) carry no probability.
+
+``forward_logprobs`` runs the model and applies the LM head only from the first position that
+predicts a labelled token on (``logits_to_keep``): with Llama-3's 128k vocabulary the prompt's
+logits are most of a TOFU forward pass's memory and time, and they are never used.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -56,3 +62,37 @@ def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> SequenceLog
         reduction="none",
     ).view(targets.shape)
     return SequenceLogProbs(token_logp=-nll, mask=mask, targets=targets)
+
+
+def answer_window(labels: torch.Tensor) -> int:
+    """First position whose logit predicts a labelled token in any row: (first label) - 1."""
+    has = labels != IGNORE_INDEX  # (B, T)
+    if not bool(has.any()):
+        return max(labels.size(1) - 1, 0)
+    first = torch.where(has.any(-1), has.float().argmax(-1), labels.size(1))  # (B,)
+    return max(int(first.min()) - 1, 0)
+
+
+@cache
+def _accepts_logits_to_keep(cls: type) -> bool:
+    return "logits_to_keep" in inspect.signature(cls.forward).parameters
+
+
+def forward_logits(
+    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int
+) -> torch.Tensor:
+    """Logits at positions ``start .. T-1`` only: (B, T - start, V)."""
+    keep = input_ids.size(1) - start
+    inner = getattr(model, "module", model)  # DDP / DeepSpeed wrappers forward kwargs unchanged
+    if _accepts_logits_to_keep(type(inner)):
+        return model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep).logits
+    return model(input_ids=input_ids, attention_mask=attention_mask).logits[:, start:]
+
+
+def forward_logprobs(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor]
+) -> tuple[SequenceLogProbs, torch.Tensor]:
+    """One forward pass; the log-probs of ``batch["labels"]`` and the kept logits (B, T', V)."""
+    start = answer_window(batch["labels"])
+    logits = forward_logits(model, batch["input_ids"], batch["attention_mask"], start)
+    return sequence_logprobs(logits, batch["labels"][:, start:]), logits

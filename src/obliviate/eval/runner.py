@@ -37,6 +37,9 @@ def settings_from_cfg(cfg: DictConfig) -> EvalSettings:
         max_new_tokens=int(cfg.eval.max_new_tokens),
         batch_size=int(cfg.eval.batch_size or (64 if torch.cuda.is_available() else 8)),
         retain_logs_path=cfg.get("retain_logs_path"),
+        generation_batch_size=int(
+            cfg.eval.get("generation_batch_size") or (512 if torch.cuda.is_available() else 8)
+        ),
     )
 
 

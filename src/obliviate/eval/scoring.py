@@ -7,6 +7,7 @@ one the losses use.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ import torch
 
 from obliviate.data.collate import pad_batch
 from obliviate.data.formatting import QAEncoder
-from obliviate.logprobs import sequence_logprobs
+from obliviate.logprobs import forward_logprobs
 
 
 @dataclass
@@ -49,11 +50,7 @@ def score_answers(
     for start in _progress(range(0, len(order), batch_size), desc):
         idx = order[start : start + batch_size]
         batch = pad_batch([items[i] for i in idx], encoder.tokenizer.pad_token_id)
-        logits = model(
-            input_ids=batch["input_ids"].to(device),
-            attention_mask=batch["attention_mask"].to(device),
-        ).logits
-        lp = sequence_logprobs(logits, batch["labels"].to(device))
+        lp, logits = forward_logprobs(model, {k: v.to(device) for k, v in batch.items()})
         avg = (-lp.mean).tolist()
         preds = logits[:, :-1].argmax(-1) if keep_tokens else None
         for row, i in enumerate(idx):
@@ -76,42 +73,117 @@ def greedy_generate(
     batch_size: int = 32,
     desc: str | None = None,
     stats: dict[str, float] | None = None,
+    use_hf_generate: bool = False,
 ) -> list[str]:
     """Greedy answers: prompt = chat up to the assistant header, left-padded batches with the
     KV cache; each output is cut at its first end-of-turn, decoded without special tokens, and
-    stripped."""
+    stripped. Batches stop early once every row has ended its turn.
+
+    ``use_hf_generate`` runs the same decoding through ``model.generate`` (the reference path
+    the equivalence tests compare against; slower, its per-step overhead is large).
+    """
     tok = encoder.tokenizer
     prompts = [encoder.prompt_ids(q) for q in questions]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
     device = _device(model)
-    eos = sorted(
+    stop = sorted(
         {encoder.eot_id, *(_as_list(getattr(model.generation_config, "eos_token_id", None)))}
     )
     out = [""] * len(prompts)
     for start in _progress(range(0, len(order), batch_size), desc):
         idx = order[start : start + batch_size]
         batch = pad_batch([{"input_ids": prompts[i]} for i in idx], tok.pad_token_id, side="left")
-        gen = model.generate(
-            input_ids=batch["input_ids"].to(device),
-            attention_mask=batch["attention_mask"].to(device),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            temperature=None,
-            top_p=None,
-            top_k=None,
-            eos_token_id=eos,
-            pad_token_id=tok.pad_token_id,
-        )
-        new = gen[:, batch["input_ids"].size(1) :].cpu()
+        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        if use_hf_generate:
+            gen = model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                eos_token_id=stop,
+                pad_token_id=tok.pad_token_id,
+            )
+            new = gen[:, ids.size(1) :].cpu()
+        else:
+            new = _greedy_loop(
+                model,
+                ids,
+                mask,
+                max_new_tokens,
+                torch.tensor(stop, device=device),
+                tok.pad_token_id,
+            ).cpu()
         if stats is not None:
             stats["generated_tokens"] = stats.get("generated_tokens", 0) + new.numel()
             stats["generation_steps"] = stats.get("generation_steps", 0) + new.size(1)
         for row, i in enumerate(idx):
-            ids = new[row].tolist()
-            if encoder.eot_id in ids:
-                ids = ids[: ids.index(encoder.eot_id)]
-            out[i] = tok.decode(ids, skip_special_tokens=True).strip()
+            ids_i = new[row].tolist()
+            if encoder.eot_id in ids_i:
+                ids_i = ids_i[: ids_i.index(encoder.eot_id)]
+            out[i] = tok.decode(ids_i, skip_special_tokens=True).strip()
     return out
+
+
+def _greedy_loop(
+    model: torch.nn.Module,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    max_new: int,
+    stop: torch.Tensor,
+    pad_id: int,
+    check_every: int = 16,
+) -> torch.Tensor:
+    """Greedy decoding with the KV cache and none of ``generate``'s per-step machinery.
+
+    ids, mask: (B, P) left-padded prompts. Returns (B, <= max_new) new tokens; rows that have
+    ended carry ``pad_id``. Whether every row has ended is checked every ``check_every`` steps,
+    so the GPU is not synchronised each token.
+    """
+    from transformers import DynamicCache
+
+    pos = (mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, P): left padding shifts positions
+    try:  # filled in place by every forward
+        cache = DynamicCache(config=model.config)
+    except TypeError:  # older 5.x signature
+        cache = DynamicCache()
+    # transformers renamed `past_key_values` to `cache` during 5.x; use whichever this one takes.
+    key = (
+        "cache"
+        if "cache" in inspect.signature(type(model).forward).parameters
+        else "past_key_values"
+    )
+    out = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=pos,
+        use_cache=True,
+        logits_to_keep=1,
+        **{key: cache},
+    )
+    nxt = out.logits[:, -1].argmax(-1)  # (B,)
+    done = torch.isin(nxt, stop)
+    tokens = [nxt]
+    next_pos = pos[:, -1:] + 1  # (B, 1)
+    ones = mask.new_ones(mask.size(0), 1)
+    for step in range(1, max_new):
+        if step % check_every == 0 and bool(done.all()):
+            break
+        mask = torch.cat([mask, ones], dim=-1)
+        out = model(
+            input_ids=nxt[:, None],
+            attention_mask=mask,
+            position_ids=next_pos,
+            use_cache=True,
+            **{key: cache},
+        )
+        nxt = torch.where(done, pad_id, out.logits[:, -1].argmax(-1))
+        tokens.append(nxt)
+        done |= torch.isin(nxt, stop)
+        next_pos = next_pos + 1
+    return torch.stack(tokens, dim=1)
 
 
 def _as_list(x: Any) -> list[int]:

@@ -62,6 +62,7 @@ class EvalSettings:
     max_items: int | None = None
     max_new_tokens: int = 200
     batch_size: int = 32
+    generation_batch_size: int | None = None  # None = batch_size
     retain_logs_path: str | None = None
     progress: bool = True
     notes: list[str] = field(default_factory=list)
@@ -111,6 +112,22 @@ def _evaluate(model, encoder, data, settings, retain_log) -> dict[str, Any]:
 
     def desc(s: str) -> str | None:
         return s if settings.progress else None
+
+    # Greedy generations (for ROUGE) of all splits in one length-sorted pool: fewer, fuller batches.
+    questions = [(prefix, r["question"]) for prefix, key, _, _ in SPLITS for r in rows_by[key]]
+    with _timed(settings.timings, "generation"):
+        flat = greedy_generate(
+            model,
+            encoder,
+            [q for _, q in questions],
+            settings.max_new_tokens,
+            settings.generation_batch_size or bs,
+            desc=desc("generating"),
+            stats=settings.timings,
+        )
+    gens_by: dict[str, list[str]] = {prefix: [] for prefix, *_ in SPLITS}
+    for (prefix, _), g in zip(questions, flat, strict=True):
+        gens_by[prefix].append(g)
 
     scored_answer: dict[str, list[ScoredAnswer]] = {}
     for prefix, key, true_key, aggregator in SPLITS:

@@ -18,7 +18,13 @@ import torch
 from transformers import Trainer
 
 from obliviate.data.collate import pad_batch
-from obliviate.logprobs import SequenceLogProbs, sequence_logprobs
+from obliviate.logprobs import (
+    SequenceLogProbs,
+    answer_window,
+    forward_logits,
+    forward_logprobs,
+    sequence_logprobs,
+)
 from obliviate.methods.args import MethodArgs
 from obliviate.methods.losses import kl_retain_loss, nll_loss
 
@@ -73,35 +79,39 @@ class UnlearnTrainer(Trainer):
         forget = inputs["forget"]
         retain = inputs.get("retain") if self.alpha > 0 else None
         parts = [forget] + ([retain] if retain is not None else [])
-        logits = joint_logits(model, parts)  # one (B_f + B_r, T, V) pass
+        logits, start = joint_logits(model, parts)  # one pass, logits from `start` on
         n_f = forget["input_ids"].size(0)
-        f_logps = sequence_logprobs(logits[:n_f, : forget["input_ids"].size(1)], forget["labels"])
-        r_logits = logits[n_f:, : retain["input_ids"].size(1)] if retain is not None else None
+        f_logps = _part_logprobs(logits[:n_f], forget, start)
+        r_logits = (
+            logits[n_f:, : retain["input_ids"].size(1) - start] if retain is not None else None
+        )
 
         # With fused accumulation, one pass holds several of the user's micro-batches; the loss
         # is then the mean of each micro-batch's loss, exactly what accumulation would give.
         size = self.loss_group_size or n_f
         losses = []
-        for start in range(0, n_f, size):
-            g = slice(start, start + size)
+        for g in (slice(i, i + size) for i in range(0, n_f, size)):
             forget_loss = self.forget_loss(f_logps[g], _rows(forget, g))
             loss = self.gamma * forget_loss
             self._record("forget_loss", forget_loss)
             if retain is not None:
-                retain_loss = self.retain_loss(r_logits[g], _rows(retain, g))
+                retain_loss = self.retain_loss(r_logits[g], _rows(retain, g), start)
                 loss = loss + self.alpha * retain_loss
                 self._record("retain_loss", retain_loss)
             losses.append(loss)
         loss = torch.stack(losses).mean()
         return (loss, {"logits": logits}) if return_outputs else loss
 
-    def retain_loss(self, logits: torch.Tensor, retain: dict[str, torch.Tensor]) -> torch.Tensor:
-        logps = sequence_logprobs(logits, retain["labels"])
+    def retain_loss(
+        self, logits: torch.Tensor, retain: dict[str, torch.Tensor], start: int
+    ) -> torch.Tensor:
+        """``logits`` (B, T - start, V) cover positions ``start ..`` of the retain rows."""
+        logps = _part_logprobs(logits, retain, start)
         if self.retain_loss_type == "KL":
             with torch.no_grad():
-                ref_logits = self.ref_model(
-                    input_ids=retain["input_ids"], attention_mask=retain["attention_mask"]
-                ).logits
+                ref_logits = forward_logits(
+                    self.ref_model, retain["input_ids"], retain["attention_mask"], start
+                )
             return kl_retain_loss(logits[:, :-1], ref_logits[:, :-1], logps.mask)
         return nll_loss(logps.token_logp, logps.mask)
 
@@ -136,22 +146,35 @@ def _rows(batch: dict[str, torch.Tensor], rows: slice) -> dict[str, torch.Tensor
     return {k: v[rows] for k, v in batch.items()}
 
 
-def joint_logits(model: torch.nn.Module, batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+def joint_logits(
+    model: torch.nn.Module, batches: list[dict[str, torch.Tensor]]
+) -> tuple[torch.Tensor, int]:
     """Run several right-padded batches through the model in one forward pass.
 
     Each batch is padded on the right to the longest of them; attention masks keep the extra
     padding invisible, so item i's logits over its own length are those of a separate pass.
+    Returns logits at positions ``start ..`` only (the LM head is skipped on prompt-only
+    positions) and ``start``.
     """
+    longest = max(b["input_ids"].size(1) for b in batches)
+    start = min(answer_window(b["labels"]) for b in batches)
     if len(batches) == 1:
         b = batches[0]
-        return model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
-    longest = max(b["input_ids"].size(1) for b in batches)
+        return forward_logits(model, b["input_ids"], b["attention_mask"], start), start
     ids, masks = [], []
     for b in batches:
         pad = longest - b["input_ids"].size(1)
         ids.append(torch.nn.functional.pad(b["input_ids"], (0, pad), value=0))
         masks.append(torch.nn.functional.pad(b["attention_mask"], (0, pad), value=0))
-    return model(input_ids=torch.cat(ids), attention_mask=torch.cat(masks)).logits
+    return forward_logits(model, torch.cat(ids), torch.cat(masks), start), start
+
+
+def _part_logprobs(
+    logits: torch.Tensor, batch: dict[str, torch.Tensor], start: int
+) -> SequenceLogProbs:
+    """Log-probs of one part of a joint pass: its rows, cut to its own length."""
+    t = batch["input_ids"].size(1)
+    return sequence_logprobs(logits[:, : t - start], batch["labels"][:, start:])
 
 
 @torch.no_grad()
@@ -172,12 +195,8 @@ def reference_logps(
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         batch = pad_batch([items[i] for i in idx], pad_id)
-        logits = model(
-            input_ids=batch["input_ids"].to(device),
-            attention_mask=batch["attention_mask"].to(device),
-        ).logits
-        sums = sequence_logprobs(logits, batch["labels"].to(device)).sum.tolist()
-        for i, s in zip(idx, sums):
+        logps, _ = forward_logprobs(model, {k: v.to(device) for k, v in batch.items()})
+        for i, s in zip(idx, logps.sum.tolist(), strict=True):
             out[i] = s
     model.train(was_training)
     return out

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from obliviate.logprobs import sequence_logprobs
+from obliviate.logprobs import forward_logprobs
 from obliviate.methods.args import MethodArgs
-from obliviate.methods.base import UnlearnTrainer, joint_logits
+from obliviate.methods.base import UnlearnTrainer
 from obliviate.methods.losses import nll_loss
 
 
@@ -14,7 +14,6 @@ class Finetune(UnlearnTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         batch = inputs["train"]
-        logits = joint_logits(model, [batch])
-        logps = sequence_logprobs(logits, batch["labels"])
+        logps, logits = forward_logprobs(model, batch)
         loss = nll_loss(logps.token_logp, logps.mask)
         return (loss, {"logits": logits}) if return_outputs else loss

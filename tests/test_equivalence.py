@@ -1,0 +1,130 @@
+"""The fast paths give the numbers of the plain reference paths (issue: speed without changing
+a single metric value)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from obliviate.data.collate import pad_batch
+from obliviate.data.formatting import ChatFormat, QAEncoder, prepare_tokenizer
+from obliviate.eval.scoring import greedy_generate, score_answers
+from obliviate.logprobs import forward_logprobs, sequence_logprobs
+from obliviate.methods.base import reference_logps
+from obliviate.models.tiny import build_tiny_model, build_tiny_tokenizer
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # the GPU run checks the CUDA paths too
+FMT = ChatFormat(
+    "You are a helpful assistant.", "<|eot_id|>", "10 Apr 2025", "<|reserved_special_token_2|>"
+)
+QA = [
+    ("Who wrote 'The Glass Orchard'?", "Mira Tolland wrote it in 1987."),
+    ("Where was Mira Tolland born?", "Yes"),
+    (
+        "What genre does Mira Tolland write?",
+        "She writes slow, sprawling family sagas set on the coast of Maine.",
+    ),
+    ("Which award did she win?", "The Harbour Lantern Prize for Fiction, twice."),
+    ("What did her father do?", "He was a lighthouse keeper."),
+]
+
+
+@pytest.fixture(scope="module")
+def encoder() -> QAEncoder:
+    return QAEncoder(prepare_tokenizer(build_tiny_tokenizer(), FMT), FMT)
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    m = build_tiny_model(init_seed=1).eval().to(DEVICE)
+    with torch.no_grad():  # sharpen the random model so greedy decoding is not one token repeated
+        for p in m.parameters():
+            p.mul_(20)
+    return m
+
+
+def test_answer_window_logits_match_full_logits(model, encoder):
+    batch = pad_batch([encoder.encode(q, a) for q, a in QA], encoder.tokenizer.pad_token_id)
+    batch = {k: v.to(DEVICE) for k, v in batch.items()}
+    with torch.no_grad():
+        full = sequence_logprobs(
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
+            batch["labels"],
+        )
+        fast, logits = forward_logprobs(model, batch)
+    assert logits.size(1) < batch["input_ids"].size(1)  # the prompt's logits were skipped
+    torch.testing.assert_close(fast.sum, full.sum, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(fast.count, full.count)
+
+
+def test_batched_length_sorted_scoring_matches_one_by_one(model, encoder):
+    batched = score_answers(model, encoder, QA, batch_size=4)
+    single = score_answers(model, encoder, QA, batch_size=1)
+    for b, s in zip(batched, single, strict=True):
+        assert (
+            abs(torch.exp(torch.tensor(-b.avg_loss)) - torch.exp(torch.tensor(-s.avg_loss))) < 1e-4
+        )
+        assert torch.equal(b.pred_ids, s.pred_ids)
+
+
+def test_greedy_loop_matches_hf_generate_and_batch_size(model, encoder):
+    questions = [q for q, _ in QA]
+    fast = greedy_generate(model, encoder, questions, max_new_tokens=20, batch_size=3)
+    hf = greedy_generate(
+        model, encoder, questions, max_new_tokens=20, batch_size=3, use_hf_generate=True
+    )
+    one = greedy_generate(model, encoder, questions, max_new_tokens=20, batch_size=1)
+    assert fast == hf == one
+    assert any(fast)  # not all empty: the comparison is about real tokens
+
+
+def test_precomputed_reference_logps_equal_a_reference_forward(model, encoder):
+    items = [encoder.encode(q, a) for q, a in QA]
+    pre = reference_logps(model, items, encoder.tokenizer.pad_token_id, batch_size=2)
+    for item, lp in zip(items, pre, strict=True):
+        ids = torch.tensor([item["input_ids"]], device=DEVICE)
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits
+        direct = sequence_logprobs(logits, torch.tensor([item["labels"]], device=DEVICE)).sum.item()
+        assert lp == pytest.approx(direct, rel=1e-5, abs=1e-4)
+
+
+def test_fused_accumulation_logs_the_same_losses(compose, shared_tofu, tmp_path):
+    from obliviate.training import run_training
+
+    logs = {}
+    for fuse in ("true", "false"):
+        cfg = compose(
+            [
+                "experiment=unlearn/tofu/default",
+                "trainer=SimNPO",
+                "model=tiny",
+                f"tofu_data={shared_tofu}",
+                "forget_split=forget01",
+                "retain_split=retain99",
+                f"task_name=fuse_{fuse}",
+                f"paths.root={tmp_path}",
+                "trainer.args.max_steps=2",
+                "trainer.args.per_device_train_batch_size=2",
+                "trainer.args.gradient_accumulation_steps=3",
+                "trainer.args.logging_steps=1",
+                f"trainer.fuse_accumulation={fuse}",
+                "trainer.method_args.beta=0.05",
+            ],
+            "unlearn.yaml",
+        )
+        out = run_training(cfg)
+        lines = [
+            dict(kv.split("=") for kv in line.split())
+            for line in (out / "trainer_log.txt").read_text().splitlines()
+        ]
+        logs[fuse] = [ln for ln in lines if "loss" in ln]
+    assert len(logs["true"]) == len(logs["false"]) == 2
+    for a, b in zip(logs["true"], logs["false"], strict=True):
+        for key in ("loss", "forget_loss", "retain_loss", "grad_norm"):
+            assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-4, abs=1e-5), key
+    # the forget term is not saturated at beta=0.05, so this compares a real SimNPO loss
+    assert float(logs["true"][0]["forget_loss"]) > 1e-3
+    json.dumps(logs)
