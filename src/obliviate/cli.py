@@ -2,53 +2,26 @@
 
 from __future__ import annotations
 
-import logging
 import sys
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
-
-from obliviate.errors import ConfigError
-
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
-
-
-def _guarded(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Print a user error as one line (no traceback) and exit 2."""
-
-    def wrapper(cfg: Any) -> Any:
-        logging.getLogger("obliviate").setLevel(logging.INFO)
-        try:
-            return fn(cfg)
-        except ConfigError as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
-
-    return wrapper
-
-
-def train_main(cfg: Any) -> None:
-    from obliviate.training import run_training
-
-    out = _guarded(run_training)(cfg)
-    print(f"saved to {out}")
-
-
-def eval_main(cfg: Any) -> None:
-    from obliviate.eval.runner import run_eval
-
-    out = _guarded(run_eval)(cfg)
-    print(f"results in {out}")
 
 
 def main() -> None:
     """``obliviate train|unlearn|eval [hydra overrides]``: the same as the src/*.py doors."""
-    import hydra
+    from obliviate.launch import run
 
+    if len(sys.argv) >= 2 and sys.argv[1] in ("demo", "compare"):  # obliviate/demo/
+        from obliviate.demo.cli import main as demo_main
+
+        sys.exit(demo_main(sys.argv[1:]))
     if len(sys.argv) < 2 or sys.argv[1] not in ("train", "unlearn", "eval"):
-        print("usage: obliviate train|unlearn|eval [overrides...]", file=sys.stderr)
+        print("usage: obliviate train|unlearn|eval|demo|compare [...]", file=sys.stderr)
         sys.exit(2)
-    cmd = sys.argv.pop(1)
-    name = {"train": "train", "unlearn": "unlearn", "eval": "eval"}[cmd]
-    task = eval_main if cmd == "eval" else train_main
-    hydra.main(config_path=str(CONFIG_DIR), config_name=name, version_base="1.3")(task)()
+    cmd = sys.argv[1]
+    if cmd == "eval":
+        from obliviate.eval.runner import run_eval
+
+        print(f"results in {run(run_eval, 'eval', sys.argv[2:])}")
+    else:
+        from obliviate.training import run_training
+
+        print(f"saved to {run(run_training, cmd, sys.argv[2:])}")

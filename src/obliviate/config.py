@@ -54,14 +54,20 @@ def method_args(cfg: DictConfig, cls: type) -> Any:
     return cls.Args.from_dict(raw, cls.__name__)
 
 
-def training_arguments(
-    cfg: DictConfig, n_train: int, world_size: int | None = None, bf16_default: bool = False
-) -> Any:
-    """Build HF ``TrainingArguments`` from ``trainer.args``: unknown keys are an error, and
-    ``warmup_epochs`` becomes ``warmup_steps`` using the data size and the world size."""
+def _raw_trainer_args(cfg: DictConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg.trainer.args, resolve=True)  # type: ignore[return-value]
+
+
+def current_world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def check_trainer_args(cfg: DictConfig) -> None:
+    """The cheap checks of ``trainer.args`` / ``trainer.effective_batch_size``, run before any
+    data or model is loaded."""
     from transformers import TrainingArguments
 
-    raw: dict[str, Any] = OmegaConf.to_container(cfg.trainer.args, resolve=True)  # type: ignore[assignment]
+    raw = _raw_trainer_args(cfg)
     known = {f.name for f in dataclasses.fields(TrainingArguments)}
     for key in raw:
         if key not in known and key not in EXTRA_TRAINER_ARGS:
@@ -74,16 +80,55 @@ def training_arguments(
         raise ConfigError(
             "trainer.args.max_steps=0 trains nothing; use -1 (train num_train_epochs) or a positive number"
         )
+    for key in ("per_device_train_batch_size", "gradient_accumulation_steps"):
+        try:
+            ok = int(raw.get(key, 1)) >= 1
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ConfigError(f"trainer.args.{key}={raw.get(key)} must be an integer >= 1")
+    if not float(raw.get("learning_rate", 1.0)) > 0:
+        raise ConfigError(f"trainer.args.learning_rate={raw.get('learning_rate')} must be > 0")
+    accumulation_for(cfg)
+
+
+def accumulation_for(cfg: DictConfig, world: int | None = None) -> int:
+    """Gradient accumulation steps: as given, or derived from ``trainer.effective_batch_size``
+    and the world size so that the effective batch does not depend on the number of GPUs."""
+    raw = _raw_trainer_args(cfg)
+    ga = int(raw.get("gradient_accumulation_steps", 1))
+    eff = cfg.trainer.get("effective_batch_size")
+    if eff is None:
+        return ga
+    world = world or current_world_size()
+    per_step = int(raw.get("per_device_train_batch_size", 1)) * world
+    if int(eff) < 1 or int(eff) % per_step:
+        raise ConfigError(
+            f"trainer.effective_batch_size={eff} is not a multiple of per_device_train_batch_size x processes "
+            f"= {per_step}; choose a multiple (e.g. {per_step * max(1, round(int(eff) / per_step))})"
+        )
+    return int(eff) // per_step
+
+
+def training_arguments(
+    cfg: DictConfig, n_train: int, world_size: int | None = None, bf16_default: bool = False
+) -> Any:
+    """Build HF ``TrainingArguments`` from ``trainer.args`` (checked by ``check_trainer_args``);
+    ``warmup_epochs`` becomes ``warmup_steps`` using the data size and the world size."""
+    from transformers import TrainingArguments
+
+    check_trainer_args(cfg)
+    raw = _raw_trainer_args(cfg)
+    known = {f.name for f in dataclasses.fields(TrainingArguments)}
+    raw["gradient_accumulation_steps"] = accumulation_for(cfg, world_size)
     if raw.get("logging_steps") is None:
         raw["logging_steps"] = DEFAULT_LOGGING_STEPS
     if raw.get("bf16") is None:
         raw["bf16"] = bf16_default
-    for key in ("eval_steps", "save_steps", "resume_from_checkpoint"):
+    raw.pop("resume_from_checkpoint", None)  # handled by the run (true = newest checkpoint)
+    for key in ("eval_steps", "save_steps"):
         if raw.get(key) is None:
             raw.pop(key, None)
-    for key in ("per_device_train_batch_size", "gradient_accumulation_steps"):
-        if int(raw.get(key, 1)) < 1:
-            raise ConfigError(f"trainer.args.{key}={raw[key]} must be >= 1")
 
     warmup_epochs = raw.pop("warmup_epochs", None)
     if warmup_epochs is not None:
@@ -91,7 +136,7 @@ def training_arguments(
             raise ConfigError(
                 "set either trainer.args.warmup_epochs or trainer.args.warmup_steps, not both"
             )
-        world = world_size or int(os.environ.get("WORLD_SIZE", "1"))
+        world = world_size or current_world_size()
         per_step = (
             int(raw.get("per_device_train_batch_size", 8))
             * int(raw.get("gradient_accumulation_steps", 1))

@@ -84,6 +84,8 @@ def forward_logits(
     """Logits at positions ``start .. T-1`` only: (B, T - start, V)."""
     keep = input_ids.size(1) - start
     inner = getattr(model, "module", model)  # DDP / DeepSpeed wrappers forward kwargs unchanged
+    if hasattr(inner, "get_base_model"):  # PEFT wrappers pass extra kwargs on to the base model
+        inner = inner.get_base_model()
     if _accepts_logits_to_keep(type(inner)):
         return model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep).logits
     return model(input_ids=input_ids, attention_mask=attention_mask).logits[:, start:]

@@ -4,6 +4,7 @@ validate -> data -> model -> trainer -> train -> save (model, tokenizer, config,
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 from pathlib import Path
@@ -15,12 +16,14 @@ from transformers import TrainerCallback, set_seed
 
 from obliviate import config as C
 from obliviate.data import tofu
+from obliviate.data import idk
 from obliviate.data.collate import PairCollator
 from obliviate.data.datasets import ForgetRetainDataset, QADataset, encode_rows
 from obliviate.data.formatting import ChatFormat, QAEncoder, prepare_tokenizer
 from obliviate.errors import ConfigError
 from obliviate.methods.base import reference_logps
 from obliviate.models.loading import check_model_path, load_model, load_tokenizer
+from obliviate.models.lora import MERGED_DIR, apply_lora, lora_settings, save_merged
 from obliviate.utils.io import atomic_write_json, atomic_write_text, check_writable
 from obliviate.utils.receipt import make_receipt, rows_sha256
 
@@ -34,7 +37,7 @@ RUN_MARKERS = (
 )
 
 
-def run_training(cfg: DictConfig) -> Path:
+def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None) -> Path:
     # 1. Everything a user can get wrong is checked before data or weights are touched.
     C.require_task_name(cfg)
     mode = cfg.mode
@@ -49,7 +52,10 @@ def run_training(cfg: DictConfig) -> Path:
             )
         )
     margs = C.method_args(cfg, method_cls)
-    source = tofu.TofuSource(str(cfg.tofu_data))
+    lora = lora_settings(cfg.model)  # None = train all weights
+    C.check_trainer_args(cfg)
+    resume = cfg.trainer.args.get("resume_from_checkpoint")
+    source = tofu.TofuSource.from_config(cfg)
     if mode == "unlearn":
         tofu.check_split_pair(cfg.forget_split, cfg.retain_split)
         splits = [cfg.forget_split, cfg.retain_split, "full"]
@@ -57,11 +63,9 @@ def run_training(cfg: DictConfig) -> Path:
         splits = [str(cfg.train_split)]
     source.check_folder(splits)
     check_model_path(cfg.model.model_args.get("pretrained_model_name_or_path"))
-    out = prepare_output_dir(
-        Path(cfg.paths.output_dir),
-        bool(cfg.overwrite),
-        cfg.trainer.args.get("resume_from_checkpoint"),
-    )
+    out = prepare_output_dir(Path(cfg.paths.output_dir), bool(cfg.overwrite), resume)
+    resume = resolve_resume(resume, out)
+    warn_if_multi_gpu_without_launcher()
 
     # 2. Data (validated; forget/retain author-disjoint and complementary).
     rows = {s: source.load(s) for s in splits}
@@ -84,24 +88,36 @@ def run_training(cfg: DictConfig) -> Path:
     fmt = ChatFormat.from_config(cfg.model.template)
     tokenizer = prepare_tokenizer(load_tokenizer(cfg.model), fmt)
     model = load_model(cfg.model)
+    if lora is not None:
+        model = apply_lora(model, lora)
     encoder = QAEncoder(tokenizer, fmt, max_length=int(cfg.data.max_length))
 
     # 4. Datasets, tokenised once.
     if mode == "unlearn":
         forget = encode_rows(encoder, rows[cfg.forget_split])
         retain = encode_rows(encoder, rows[cfg.retain_split])
+        alternate = None
+        if getattr(method_cls, "needs_refusals", False):  # IdkDPO: a refusal per forget question
+            refusals = idk.load_refusals(getattr(margs, "idk_path", None))
+            alternate = encode_rows(
+                encoder, idk.refusal_rows(rows[cfg.forget_split], refusals, seed=int(cfg.seed))
+            )
         if method_cls.needs_ref_logps:
             device = "cuda" if torch.cuda.is_available() else "cpu"
             model.to(device)
-            for item, lp in zip(
-                forget, reference_logps(model, forget, tokenizer.pad_token_id), strict=True
-            ):
-                item["ref_logp"] = lp
-        train_ds: Any = ForgetRetainDataset(forget, retain, seed=int(cfg.seed))
+            for items in (forget, alternate or []):
+                for item, lp in zip(
+                    items, reference_logps(model, items, tokenizer.pad_token_id), strict=True
+                ):
+                    item["ref_logp"] = lp
+        train_ds: Any = ForgetRetainDataset(
+            forget, retain, seed=int(cfg.seed), alternate=alternate
+        )
     else:
         train_ds = QADataset(encode_rows(encoder, rows[cfg.train_split]))
 
     # 5. Trainer.
+    guard = FiniteLossGuard()
     eval_hook = None
     if targs.eval_strategy != "no":
         from obliviate.eval.hook import make_training_eval_hook
@@ -116,9 +132,10 @@ def run_training(cfg: DictConfig) -> Path:
         processing_class=tokenizer,
         method_args=margs,
         eval_hook=eval_hook,
-        callbacks=[EpochCallback(train_ds), TrainerLogFile(out / "trainer_log.txt")],
+        callbacks=[EpochCallback(train_ds), TrainerLogFile(out / "trainer_log.txt"), guard, *(callbacks or [])],
     )
     trainer.loss_group_size = group
+    guard.trainer = trainer
     log.info(
         "world size %d, per-device batch %d, accumulation %d, effective batch %d, %d training items",
         targs.world_size,
@@ -135,9 +152,13 @@ def run_training(cfg: DictConfig) -> Path:
         )
 
     # 6. Train and save.
-    trainer.train(resume_from_checkpoint=targs.resume_from_checkpoint)
+    trainer.train(resume_from_checkpoint=resume)
+    if guard.bad_step is not None:
+        raise TrainingDiverged(guard.describe(out))
     if trainer.is_world_process_zero():
-        trainer.save_model(str(out))
+        trainer.save_model(str(out))  # with LoRA: the adapter
+        if lora is not None and lora.merge:
+            save_merged(trainer.model, out / MERGED_DIR, tokenizer)
         resolved = OmegaConf.to_yaml(cfg, resolve=True)
         atomic_write_text(out / "obliviate_config.yaml", resolved)
         atomic_write_json(
@@ -148,6 +169,7 @@ def run_training(cfg: DictConfig) -> Path:
                 mode=mode,
                 method=method_cls.__name__,
                 method_args=vars(margs),
+                lora=vars(lora) if lora is not None else None,
                 start_model=cfg.model.model_args.get("pretrained_model_name_or_path")
                 or f"built-in {cfg.model.name}",
                 world_size=targs.world_size,
@@ -171,15 +193,96 @@ def prepare_output_dir(out: Path, overwrite: bool, resume: Any) -> Path:
     return out
 
 
+def resolve_resume(resume: Any, out: Path) -> str | bool | None:
+    """``true`` = the newest checkpoint in the run folder; a path = that checkpoint."""
+    if resume in (None, False, "false", ""):
+        return None
+    if resume is True or str(resume).lower() == "true":
+        if not any(out.glob("checkpoint-*")):
+            raise ConfigError(
+                f"trainer.args.resume_from_checkpoint=true but '{out}' has no checkpoint-* folder; "
+                "save checkpoints with trainer.args.save_strategy=steps +trainer.args.save_steps=N"
+            )
+        return True
+    if not Path(str(resume)).is_dir():
+        raise ConfigError(f"trainer.args.resume_from_checkpoint={resume!r} is not a checkpoint folder")
+    return str(resume)
+
+
+def warn_if_multi_gpu_without_launcher() -> None:
+    """A plain ``python`` run on a multi-GPU box would silently become DataParallel in HF."""
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n > 1 and "WORLD_SIZE" not in os.environ:
+        log.warning(
+            "warning: %d GPUs are visible but no distributed launcher was used; run "
+            "`accelerate launch --config_file configs/accelerate/default_config.yaml --num_processes %d src/train.py ...` "
+            "to use them, or set CUDA_VISIBLE_DEVICES=0. Training on one GPU.",
+            n,
+            n,
+        )
+        os.environ.setdefault("CUDA_VISIBLE_DEVICES", "0")
+
+
+class TrainingDiverged(ConfigError):
+    """The loss became NaN or infinite; training stopped before saving anything from that step."""
+
+
+class FiniteLossGuard(TrainerCallback):
+    """Stops training at the first optimizer step whose logged or computed loss is not finite,
+    before that step can be saved as a checkpoint or as the final model."""
+
+    def __init__(self) -> None:
+        self.bad_step: int | None = None
+        self.last_checkpoint: int | None = None
+
+    trainer: Any = None  # set after the trainer is built
+
+    def on_step_end(self, args, state, control, **kwargs):
+        # One host sync per optimizer step (not per micro-batch): were all its losses finite?
+        finite = getattr(self.trainer, "all_finite", None)
+        if finite is not None:
+            self.trainer.all_finite = None
+            if not bool(finite):
+                self._stop(state, control)
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and any(isinstance(v, float) and not math.isfinite(v) for k, v in logs.items() if "loss" in k):
+            self._stop(state, control)
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.bad_step is None:
+            self.last_checkpoint = state.global_step
+
+    def _stop(self, state, control) -> None:
+        if self.bad_step is None:
+            self.bad_step = state.global_step
+        control.should_training_stop = True
+        control.should_save = False
+
+    def describe(self, out: Path) -> str:
+        last = f"{out}/checkpoint-{self.last_checkpoint}" if self.last_checkpoint else "none (no checkpoint was saved)"
+        return (
+            f"the loss became NaN/inf at step {self.bad_step}; training stopped and no model was saved from that step. "
+            f"Last good checkpoint: {last}. Lower trainer.args.learning_rate or check the method arguments"
+        )
+
+
 class EpochCallback(TrainerCallback):
-    """Tells the forget/retain dataset which epoch starts, so the retain pairing is redrawn."""
+    """Tells the forget/retain dataset which epoch starts, so the retain pairing is redrawn.
+
+    The epoch is derived from the optimizer step (not the float ``state.epoch``), so a run
+    resumed mid-epoch draws the same pairing as the uninterrupted one.
+    """
 
     def __init__(self, dataset: Any):
         self.dataset = dataset
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(int(round(state.epoch or 0)))
+            batches = math.ceil(len(self.dataset) / (args.per_device_train_batch_size * args.world_size))
+            steps_per_epoch = max(1, math.ceil(batches / args.gradient_accumulation_steps))
+            self.dataset.set_epoch(state.global_step // steps_per_epoch)
 
 
 class TrainerLogFile(TrainerCallback):

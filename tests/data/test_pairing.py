@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from types import SimpleNamespace
+
 import torch
 
 from obliviate.data.datasets import ForgetRetainDataset
@@ -113,10 +116,21 @@ def test_epoch_callback_redraws_the_pairing_at_each_epoch():
 
     ds = make(seed=1)
     e0 = pairing(ds, range(N_FORGET))
+    args = SimpleNamespace(
+        per_device_train_batch_size=2, world_size=1, gradient_accumulation_steps=1
+    )
+    steps_per_epoch = math.ceil(N_FORGET / 2)
     state = TrainerState()
-    state.epoch = 1.0  # what Trainer reports when the second epoch begins
-    EpochCallback(ds).on_epoch_begin(None, state, None)
-    assert ds.epoch == 1
+    # The epoch comes from the optimizer step, so a run resumed mid-epoch redraws the same pairing.
+    for step, epoch in (
+        (0, 0),
+        (steps_per_epoch - 1, 0),
+        (steps_per_epoch, 1),
+        (steps_per_epoch + 1, 1),
+    ):
+        state.global_step = step
+        EpochCallback(ds).on_epoch_begin(args, state, None)
+        assert ds.epoch == epoch
     fresh = make(seed=1)
     fresh.set_epoch(1)
     assert pairing(ds, range(N_FORGET)) == pairing(fresh, range(N_FORGET)) != e0

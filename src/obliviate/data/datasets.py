@@ -42,13 +42,25 @@ class ForgetRetainDataset(Dataset):
     every epoch, repeats with the seed, and does not depend on the number of processes: ranks
     that hold different forget items therefore see different retain items, and a 2-process run
     sees exactly the pairs a 1-process run sees.
+
+    ``alternate`` (optional, parallel to ``forget``): a second answer to each forget question,
+    returned as the part ``"alternate"`` (IdkDPO's refusals).
     """
 
     def __init__(
-        self, forget: list[dict[str, Any]], retain: list[dict[str, Any]] | None, seed: int
+        self,
+        forget: list[dict[str, Any]],
+        retain: list[dict[str, Any]] | None,
+        seed: int,
+        alternate: list[dict[str, Any]] | None = None,
     ):
+        if alternate is not None and len(alternate) != len(forget):
+            raise ValueError(
+                f"alternate has {len(alternate)} items but forget has {len(forget)}; they must pair up"
+            )
         self.forget = forget
         self.retain = retain
+        self.alternate = alternate
         self.seed = int(seed)
         self.epoch = 0
         self._pairing: tuple[int, torch.Tensor] | None = None
@@ -76,6 +88,8 @@ class ForgetRetainDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         item = {"forget": self.forget[i]}
+        if self.alternate is not None:
+            item["alternate"] = self.alternate[i]
         if self.retain is not None:
             item["retain"] = self.retain[int(self.retain_indices()[i])]
         return item

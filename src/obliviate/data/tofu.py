@@ -16,6 +16,7 @@ from typing import Any
 from obliviate.errors import ConfigError
 
 HUB_DATASET = "locuslab/TOFU"
+BUILTIN = "builtin"  # tofu_data=builtin: obliviate's own generated fictitious authors
 QA_PER_AUTHOR = 20
 N_AUTHORS = 200
 
@@ -70,6 +71,19 @@ class TofuSource:
     """Where TOFU comes from: a Hub dataset id (default) or a local folder of ``<split>.json``."""
 
     location: str = HUB_DATASET
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> TofuSource:
+        """The source a config's ``tofu_data`` names. ``tofu_data=builtin`` is the data set
+        obliviate generates itself (``builtin_data`` options, :mod:`obliviate.data.builtin`),
+        written once to a cache folder and then read like any local TOFU copy."""
+        location = str(cfg.tofu_data)
+        if location == BUILTIN:
+            from obliviate.data import builtin
+
+            options = builtin.BuiltinOptions.from_config(cfg.get("builtin_data"))
+            return cls(str(builtin.materialise(options)))
+        return cls(location)
 
     @property
     def is_local(self) -> bool:

@@ -22,7 +22,7 @@ def make_training_eval_hook(
 ) -> Callable[[Any, int], dict[str, float]]:
     settings = settings_from_cfg(cfg)
     settings.progress = False
-    source = tofu.TofuSource(str(cfg.tofu_data))
+    source = tofu.TofuSource.from_config(cfg)
     data, files = load_eval_data(
         source, settings.forget_split, cfg.get("holdout_split"), settings.notes
     )

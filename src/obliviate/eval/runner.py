@@ -48,7 +48,7 @@ def run_eval(cfg: DictConfig) -> Path:
     require_task_name(cfg)
     settings = settings_from_cfg(cfg)
     tofu.check_holdout(cfg.forget_split, cfg.get("holdout_split"))
-    source = tofu.TofuSource(str(cfg.tofu_data))
+    source = tofu.TofuSource.from_config(cfg)
     source.check_folder(
         [
             f"{cfg.forget_split}_perturbed",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from obliviate.errors import ConfigError
 
@@ -15,6 +15,9 @@ RETAIN_LOSS_TYPES = ("NLL", "KL")
 @dataclass
 class MethodArgs:
     """Base: no arguments. Subclasses add fields; ``validate`` checks ranges."""
+
+    #: the retain losses this method supports (checked per method at start-up)
+    retain_loss_types: ClassVar[tuple[str, ...]] = RETAIN_LOSS_TYPES
 
     def validate(self, method: str) -> None:
         for name in ("beta", "gamma", "alpha", "delta"):
@@ -36,9 +39,9 @@ class MethodArgs:
                     f"trainer.method_args.{name}={getattr(self, name)} for {method} must be >= 0"
                 )
         rlt = getattr(self, "retain_loss_type", None)
-        if rlt is not None and rlt not in RETAIN_LOSS_TYPES:
+        if rlt is not None and rlt not in self.retain_loss_types:
             raise ConfigError(
-                f"trainer.method_args.retain_loss_type={rlt!r} for {method}; use one of {', '.join(RETAIN_LOSS_TYPES)}"
+                f"trainer.method_args.retain_loss_type={rlt!r} for {method}; use one of {', '.join(self.retain_loss_types)}"
             )
 
     @classmethod

@@ -9,9 +9,10 @@ are overridden.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import torch
@@ -27,6 +28,7 @@ from obliviate.logprobs import (
 )
 from obliviate.methods.args import MethodArgs
 from obliviate.methods.losses import kl_retain_loss, nll_loss
+from obliviate.models.lora import is_peft_model
 
 
 class UnlearnTrainer(Trainer):
@@ -37,6 +39,10 @@ class UnlearnTrainer(Trainer):
     needs_ref_logps: ClassVar[bool] = False
     #: the config mode whose data this trainer consumes (forget/retain pairs, or plain QA)
     mode: ClassVar[str] = "unlearn"
+    #: needs the model before unlearning at every step (a frozen copy, or the LoRA base model)
+    needs_ref_model: ClassVar[bool] = False
+    #: pairs each forget question with a refusal sentence (batch part "alternate", e.g. IdkDPO)
+    needs_refusals: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -52,11 +58,17 @@ class UnlearnTrainer(Trainer):
         self.loss_is_scaled_for_ga = False
         self._components: dict[str, list[torch.Tensor]] = defaultdict(list)
         self.ref_model = None
+        #: with LoRA the reference is the base model itself, adapters switched off: no copy
+        self._ref_is_base = False
         #: rows per user micro-batch when several are fused into one pass (None = not fused)
         self.loss_group_size: int | None = None
-        if self.retain_loss_type == "KL" and self.alpha > 0:
+        self.all_finite: torch.Tensor | None = None
+        if self.needs_ref_model or (self.retain_loss_type == "KL" and self.alpha > 0):
             # KL needs the full reference distribution on retain tokens: keep a frozen copy.
-            self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+            if is_peft_model(self.model):
+                self._ref_is_base = True
+            else:
+                self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
 
     # ---- what a method declares -------------------------------------------------------------
     @property
@@ -72,18 +84,30 @@ class UnlearnTrainer(Trainer):
         return getattr(self.method_args, "retain_loss_type", None)
 
     def forget_loss(self, logps: SequenceLogProbs, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The forget loss of one micro-batch. Besides the collated tensors, ``batch`` holds
+        ``logits`` (B, T', V), aligned with ``logps.mask``, and, when the data has an
+        ``alternate`` part, ``alternate_logp`` (B,) (and ``alternate_ref_logp``)."""
         raise NotImplementedError
 
     # ---- the shared machinery ---------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         forget = inputs["forget"]
+        alternate = inputs.get("alternate")  # a second answer to each forget question
         retain = inputs.get("retain") if self.alpha > 0 else None
-        parts = [forget] + ([retain] if retain is not None else [])
+        parts = [p for p in (forget, alternate, retain) if p is not None]
         logits, start = joint_logits(model, parts)  # one pass, logits from `start` on
         n_f = forget["input_ids"].size(0)
         f_logps = _part_logprobs(logits[:n_f], forget, start)
+        forget = {**forget, "logits": logits[:n_f, : forget["input_ids"].size(1) - start - 1]}
+        n_done = n_f
+        if alternate is not None:
+            a_logps = _part_logprobs(logits[n_f : 2 * n_f], alternate, start)
+            forget["alternate_logp"] = a_logps.sum
+            if "ref_logp" in alternate:
+                forget["alternate_ref_logp"] = alternate["ref_logp"]
+            n_done += n_f
         r_logits = (
-            logits[n_f:, : retain["input_ids"].size(1) - start] if retain is not None else None
+            logits[n_done:, : retain["input_ids"].size(1) - start] if retain is not None else None
         )
 
         # With fused accumulation, one pass holds several of the user's micro-batches; the loss
@@ -108,12 +132,37 @@ class UnlearnTrainer(Trainer):
         """``logits`` (B, T - start, V) cover positions ``start ..`` of the retain rows."""
         logps = _part_logprobs(logits, retain, start)
         if self.retain_loss_type == "KL":
-            with torch.no_grad():
+            with self.reference() as ref:
                 ref_logits = forward_logits(
-                    self.ref_model, retain["input_ids"], retain["attention_mask"], start
+                    ref, retain["input_ids"], retain["attention_mask"], start
                 )
             return kl_retain_loss(logits[:, :-1], ref_logits[:, :-1], logps.mask)
         return nll_loss(logps.token_logp, logps.mask)
+
+    @contextlib.contextmanager
+    def reference(self) -> Iterator[torch.nn.Module]:
+        """The model before unlearning, for no-grad passes: the frozen copy, or (LoRA) the model
+        itself with its adapters switched off."""
+        with torch.no_grad():
+            if self._ref_is_base:
+                with self.model.disable_adapter():
+                    yield self.model
+            else:
+                yield self.ref_model
+
+    def reference_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The reference model's logits aligned with ``batch["logits"]``: (B, T', V)."""
+        start = batch["input_ids"].size(1) - 1 - batch["logits"].size(1)
+        with self.reference() as ref:
+            logits = forward_logits(ref, batch["input_ids"], batch["attention_mask"], start)
+        return logits[:, :-1]
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        # Accumulated on the device (no sync); FiniteLossGuard reads it once per optimizer step.
+        finite = torch.isfinite(loss).all()
+        self.all_finite = finite if self.all_finite is None else self.all_finite & finite
+        return loss
 
     def _record(self, name: str, value: torch.Tensor) -> None:
         if self.model.training:
@@ -156,17 +205,22 @@ def joint_logits(
     Returns logits at positions ``start ..`` only (the LM head is skipped on prompt-only
     positions) and ``start``.
     """
-    longest = max(b["input_ids"].size(1) for b in batches)
     start = min(answer_window(b["labels"]) for b in batches)
+    ids, mask = pad_parts(batches)
+    return forward_logits(model, ids, mask, start), start
+
+
+def pad_parts(batches: list[dict[str, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack right-padded batches into one: ``input_ids`` and ``attention_mask`` (sum B, T)."""
     if len(batches) == 1:
-        b = batches[0]
-        return forward_logits(model, b["input_ids"], b["attention_mask"], start), start
+        return batches[0]["input_ids"], batches[0]["attention_mask"]
+    longest = max(b["input_ids"].size(1) for b in batches)
     ids, masks = [], []
     for b in batches:
         pad = longest - b["input_ids"].size(1)
         ids.append(torch.nn.functional.pad(b["input_ids"], (0, pad), value=0))
         masks.append(torch.nn.functional.pad(b["attention_mask"], (0, pad), value=0))
-    return forward_logits(model, torch.cat(ids), torch.cat(masks), start), start
+    return torch.cat(ids), torch.cat(masks)
 
 
 def _part_logprobs(

