@@ -114,7 +114,9 @@ def _one_line(e: Exception, config_name: str, overrides: list[str]) -> str:
         siblings += list(TrainingArguments.__dataclass_fields__)
     hint = difflib.get_close_matches(leaf, siblings, n=1)
     if hint:
-        return f"{key} is not a config key (did you mean {parent + '.' if parent else ''}{hint[0]}?)"
+        return (
+            f"{key} is not a config key (did you mean {parent + '.' if parent else ''}{hint[0]}?)"
+        )
     return f"{key} is not a config key; add a new key with +{key}=VALUE if that is intended"
 
 

@@ -110,9 +110,7 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
                     items, reference_logps(model, items, tokenizer.pad_token_id), strict=True
                 ):
                     item["ref_logp"] = lp
-        train_ds: Any = ForgetRetainDataset(
-            forget, retain, seed=int(cfg.seed), alternate=alternate
-        )
+        train_ds: Any = ForgetRetainDataset(forget, retain, seed=int(cfg.seed), alternate=alternate)
     else:
         train_ds = QADataset(encode_rows(encoder, rows[cfg.train_split]))
 
@@ -132,7 +130,12 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
         processing_class=tokenizer,
         method_args=margs,
         eval_hook=eval_hook,
-        callbacks=[EpochCallback(train_ds), TrainerLogFile(out / "trainer_log.txt"), guard, *(callbacks or [])],
+        callbacks=[
+            EpochCallback(train_ds),
+            TrainerLogFile(out / "trainer_log.txt"),
+            guard,
+            *(callbacks or []),
+        ],
     )
     trainer.loss_group_size = group
     guard.trainer = trainer
@@ -205,7 +208,9 @@ def resolve_resume(resume: Any, out: Path) -> str | bool | None:
             )
         return True
     if not Path(str(resume)).is_dir():
-        raise ConfigError(f"trainer.args.resume_from_checkpoint={resume!r} is not a checkpoint folder")
+        raise ConfigError(
+            f"trainer.args.resume_from_checkpoint={resume!r} is not a checkpoint folder"
+        )
     return str(resume)
 
 
@@ -247,7 +252,9 @@ class FiniteLossGuard(TrainerCallback):
         return control
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and any(isinstance(v, float) and not math.isfinite(v) for k, v in logs.items() if "loss" in k):
+        if logs and any(
+            isinstance(v, float) and not math.isfinite(v) for k, v in logs.items() if "loss" in k
+        ):
             self._stop(state, control)
 
     def on_save(self, args, state, control, **kwargs):
@@ -261,7 +268,11 @@ class FiniteLossGuard(TrainerCallback):
         control.should_save = False
 
     def describe(self, out: Path) -> str:
-        last = f"{out}/checkpoint-{self.last_checkpoint}" if self.last_checkpoint else "none (no checkpoint was saved)"
+        last = (
+            f"{out}/checkpoint-{self.last_checkpoint}"
+            if self.last_checkpoint
+            else "none (no checkpoint was saved)"
+        )
         return (
             f"the loss became NaN/inf at step {self.bad_step}; training stopped and no model was saved from that step. "
             f"Last good checkpoint: {last}. Lower trainer.args.learning_rate or check the method arguments"
@@ -280,7 +291,9 @@ class EpochCallback(TrainerCallback):
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         if hasattr(self.dataset, "set_epoch"):
-            batches = math.ceil(len(self.dataset) / (args.per_device_train_batch_size * args.world_size))
+            batches = math.ceil(
+                len(self.dataset) / (args.per_device_train_batch_size * args.world_size)
+            )
             steps_per_epoch = max(1, math.ceil(batches / args.gradient_accumulation_steps))
             self.dataset.set_epoch(state.global_step // steps_per_epoch)
 

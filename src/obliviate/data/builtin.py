@@ -233,6 +233,7 @@ TEMPLATES: tuple[Template, ...] = (
              "Who is {name}, in a few words?", ("place", "genre", "book1")),
 )  # fmt: skip
 
+
 def _fmt_date(d: date) -> str:
     return f"{_MONTHS[d.month - 1]} {d.day}, {d.year}"
 
@@ -508,7 +509,9 @@ def materialise(options: BuiltinOptions | None = None) -> Path:
         authors = make_authors(opts.authors, opts.seed)
         info["splits"] = {k: len(v) for k, v in splits.items()}
         info["authors_list"] = [_author_json(a) for a in authors]
-        (tmp / "builtin_info.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+        (tmp / "builtin_info.json").write_text(
+            json.dumps(info, indent=2, ensure_ascii=False) + "\n"
+        )
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)

@@ -48,7 +48,9 @@ def demo_parser() -> argparse.ArgumentParser:
         default=d.data,
         help="builtin (generated authors), a folder of TOFU JSON lines, or a Hub id (default %(default)s)",
     )
-    p.add_argument("--authors", type=int, default=d.authors, help="builtin data: authors (default %(default)s)")
+    p.add_argument(
+        "--authors", type=int, default=d.authors, help="builtin data: authors (default %(default)s)"
+    )
     p.add_argument(
         "--forget-authors", type=int, default=d.forget_authors,
         help="builtin data: authors to forget, the last ones (default %(default)s)",
@@ -62,12 +64,28 @@ def demo_parser() -> argparse.ArgumentParser:
         "--methods", default=",".join(DEFAULT_METHODS),
         help="comma-separated unlearning methods (default %(default)s)",
     )  # fmt: skip
-    p.add_argument("--epochs", type=float, default=d.epochs, help="finetuning epochs, target and retain model (default %(default)s)")
-    p.add_argument("--lr", type=float, default=d.lr, help="finetuning learning rate (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="finetuning batch (default %(default)s)")
-    p.add_argument("--unlearn-epochs", type=float, default=d.unlearn_epochs, help="(default %(default)s)")
+    p.add_argument(
+        "--epochs",
+        type=float,
+        default=d.epochs,
+        help="finetuning epochs, target and retain model (default %(default)s)",
+    )
+    p.add_argument(
+        "--lr", type=float, default=d.lr, help="finetuning learning rate (default %(default)s)"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        help="finetuning batch (default %(default)s)",
+    )
+    p.add_argument(
+        "--unlearn-epochs", type=float, default=d.unlearn_epochs, help="(default %(default)s)"
+    )
     p.add_argument("--unlearn-lr", type=float, default=d.unlearn_lr, help="(default %(default)s)")
-    p.add_argument("--unlearn-batch-size", type=int, default=d.unlearn_batch_size, help="(default %(default)s)")
+    p.add_argument(
+        "--unlearn-batch-size", type=int, default=d.unlearn_batch_size, help="(default %(default)s)"
+    )
     p.add_argument(
         "--max-steps", type=int, default=d.max_steps,
         help="cap every training stage at N optimizer steps (smoke runs; default -1 = the epochs)",
@@ -80,10 +98,14 @@ def demo_parser() -> argparse.ArgumentParser:
         "--max-new-tokens", type=int, default=d.max_new_tokens,
         help="greedy answer length for ROUGE (TOFU uses 200; default %(default)s)",
     )  # fmt: skip
-    p.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size, help="(default %(default)s)")
+    p.add_argument(
+        "--eval-batch-size", type=int, default=d.eval_batch_size, help="(default %(default)s)"
+    )
     p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"))
     p.add_argument("--no-bf16", action="store_true", help="train in float32 (no bfloat16 autocast)")
-    p.add_argument("--fresh", action="store_true", help="rerun every stage, ignoring cached results")
+    p.add_argument(
+        "--fresh", action="store_true", help="rerun every stage, ignoring cached results"
+    )
     p.add_argument(
         "--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
         help="extra Hydra override for every stage (repeatable)",
@@ -136,8 +158,15 @@ def compare_main(argv: list[str]) -> int:
         description=COMPARE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("items", nargs="*", help="METHOD names, evaluation FOLDERs, and key=value overrides")
-    p.add_argument("--out", type=Path, default=None, help="where to write (default saves/compare/<forget_split>)")
+    p.add_argument(
+        "items", nargs="*", help="METHOD names, evaluation FOLDERs, and key=value overrides"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write (default saves/compare/<forget_split>)",
+    )
     args = p.parse_args(argv)
     from obliviate.demo.pipeline import run_compare
 

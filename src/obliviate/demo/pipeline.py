@@ -65,9 +65,13 @@ class DemoOptions:
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be >= 1")
         if self.eval_items is not None and self.eval_items < 1:
-            raise ConfigError(f"--eval-items {self.eval_items} must be >= 1 (0 on the command line = all)")
+            raise ConfigError(
+                f"--eval-items {self.eval_items} must be >= 1 (0 on the command line = all)"
+            )
         if self.max_steps == 0 or self.max_steps < -1:
-            raise ConfigError(f"--max-steps {self.max_steps}; use -1 (run the epochs) or a positive number")
+            raise ConfigError(
+                f"--max-steps {self.max_steps}; use -1 (run the epochs) or a positive number"
+            )
         if not self.methods:
             raise ConfigError("--methods is empty; name at least one, e.g. --methods SimNPO")
         known = trainer_names()
@@ -142,6 +146,8 @@ def demo_stages(opts: DemoOptions) -> tuple[dict[str, Stage], dict[str, Any]]:
     common = [f"model={opts.model}", f"seed={opts.seed}", *data, *opts.extra]
     steps = [f"trainer.args.max_steps={opts.max_steps}"]
     bf16 = [f"trainer.args.bf16={str(opts.bf16).lower()}"]
+    if not _has_cuda():  # HF refuses bf16 without a GPU unless told to train on the CPU
+        bf16.append("+trainer.args.use_cpu=true")
 
     def finetune(split: str) -> list[str]:
         return [
@@ -269,7 +275,9 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     meta = {
         "title": "obliviate demo",
         "model": opts.model,
-        "data": opts.data if opts.data != "builtin" else f"builtin ({opts.authors} authors, seed {opts.seed})",
+        "data": opts.data
+        if opts.data != "builtin"
+        else f"builtin ({opts.authors} authors, seed {opts.seed})",
         "device": _device_name(),
         "wall_seconds": round(seconds, 1),
         "settings": {
@@ -344,7 +352,9 @@ def run_compare(items: list[str], overrides: list[str], out: Path | None = None)
         )
     t0 = time.perf_counter()
     train_ov, eval_ov = split_overrides(overrides)
-    overwrite = any(_key(o) == "overwrite" and o.split("=", 1)[1].lower() == "true" for o in overrides)
+    overwrite = any(
+        _key(o) == "overwrite" and o.split("=", 1)[1].lower() == "true" for o in overrides
+    )
     methods = set(trainer_names()) - {"finetune"}
     plan: list[tuple[str, Any]] = []
     for item in items:
@@ -398,7 +408,9 @@ def run_compare(items: list[str], overrides: list[str], out: Path | None = None)
             reuse = not overwrite and (train.is_done() or _complete_run(train.out))
             if reuse:
                 progress.done += 1
-                progress.say(f"[{progress.done}/{progress.total}] {train.label}: reusing {train.out}")
+                progress.say(
+                    f"[{progress.done}/{progress.total}] {train.label}: reusing {train.out}"
+                )
             else:
                 progress.run(train, fresh=True)
             if reuse and (ev.out / "TOFU_EVAL.json").is_file():
@@ -461,6 +473,12 @@ def _quiet_libraries() -> None:
         hf_logging.set_verbosity_error()
     except ImportError:  # pragma: no cover
         pass
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _device_name() -> str:

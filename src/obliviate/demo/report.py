@@ -214,9 +214,7 @@ def plot(report: dict[str, Any], path: Path) -> Path | None:
         fq = max(r["forget_quality"], 1e-300)  # 0 cannot sit on a log axis
         label = r["name"] if r["kind"] == "method" else f"{r['name']} ({r['kind']})"
         ax.scatter([r["model_utility"]], [fq], label=label, zorder=3, **st)
-        ax.annotate(
-            r["name"], (r["model_utility"], fq), textcoords="offset points", xytext=(6, 4)
-        )
+        ax.annotate(r["name"], (r["model_utility"], fq), textcoords="offset points", xytext=(6, 4))
     ax.set_yscale("log")
     ax.set_xlabel("model_utility (higher is better)")
     ax.set_ylabel("forget_quality, KS p-value (log; higher is better)")

@@ -14,6 +14,7 @@ from obliviate.data.formatting import QAEncoder
 from obliviate.eval import retain_log as RL
 from obliviate.eval.data import load_eval_data
 from obliviate.eval.runner import settings_from_cfg, write_results
+from obliviate.eval.scoring import is_main_process
 from obliviate.eval.tofu_eval import evaluate_model, summary
 
 
@@ -32,9 +33,7 @@ def make_training_eval_hook(
 
     def hook(model: Any, step: int) -> dict[str, float]:
         res = evaluate_model(model, encoder, data, settings, retain_log)
-        import torch.distributed as dist
-
-        if not dist.is_initialized() or dist.get_rank() == 0:
+        if is_main_process():
             out = Path(cfg.paths.output_dir) / f"checkpoint-{step}" / "evals"
             write_results(out, res, cfg, {"step": step, "data_files": files}, data)
         return {k: v for k, v in summary(res).items() if v is not None}

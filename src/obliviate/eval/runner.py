@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from obliviate.data import tofu
 from obliviate.data.formatting import ChatFormat, QAEncoder, prepare_tokenizer
 from obliviate.eval import retain_log as RL
 from obliviate.eval.data import load_eval_data
+from obliviate.eval.scoring import is_main_process
 from obliviate.eval.tofu_eval import EvalSettings, evaluate_model, format_table, summary
 from obliviate.models.loading import check_model_path, load_model, load_tokenizer
 from obliviate.utils.io import (
@@ -41,6 +43,16 @@ def settings_from_cfg(cfg: DictConfig) -> EvalSettings:
             cfg.eval.get("generation_batch_size") or (512 if torch.cuda.is_available() else 8)
         ),
     )
+
+
+def eval_device() -> torch.device:
+    """This process's device; under a distributed launcher (WORLD_SIZE > 1) the process group
+    is set up so that evaluation shards its items across the processes."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import PartialState
+
+        return PartialState().device
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def run_eval(cfg: DictConfig) -> Path:
@@ -77,13 +89,15 @@ def run_eval(cfg: DictConfig) -> Path:
     fmt = ChatFormat.from_config(cfg.model.template)
     tokenizer = prepare_tokenizer(load_tokenizer(cfg.model), fmt)
     model = load_model(cfg.model)
-    model.to("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(eval_device())
     encoder = QAEncoder(tokenizer, fmt, max_length=int(cfg.data.max_length))
 
     t0 = time.time()
     res = evaluate_model(model, encoder, data, settings, retain_log)
     seconds = time.time() - t0
 
+    if not is_main_process():
+        return out
     write_results(
         out,
         res,

@@ -8,14 +8,18 @@ one the losses use.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from obliviate.data.collate import pad_batch
 from obliviate.data.formatting import QAEncoder
 from obliviate.logprobs import forward_logprobs
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -184,6 +188,33 @@ def _greedy_loop(
         done |= torch.isin(nxt, stop)
         next_pos = next_pos + 1
     return torch.stack(tokens, dim=1)
+
+
+def shard_map(fn: Callable[[list[T]], list[R]], items: list[T]) -> list[R]:
+    """Evaluate ``fn`` on this process's share of ``items`` (every world_size-th item) and gather
+    the shares from all processes, in the original order. One process: just ``fn(items)``.
+
+    Per-item results do not depend on which batch an item lands in, so the numbers are those of
+    a single-process evaluation.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return fn(items)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    mine = fn(items[rank::world])
+    shares: list[list[R] | None] = [None] * world
+    dist.all_gather_object(shares, mine)
+    out: list[R | None] = [None] * len(items)
+    for r, share in enumerate(shares):
+        out[r::world] = share  # type: ignore[assignment]
+    return out  # type: ignore[return-value]
+
+
+def is_main_process() -> bool:
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def _as_list(x: Any) -> list[int]:

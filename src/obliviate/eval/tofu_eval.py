@@ -19,7 +19,13 @@ import torch
 from obliviate.data.formatting import QAEncoder
 from obliviate.eval import metrics as M
 from obliviate.eval import retain_log as RL
-from obliviate.eval.scoring import ScoredAnswer, greedy_generate, score_answers
+from obliviate.eval.scoring import (
+    ScoredAnswer,
+    greedy_generate,
+    is_main_process,
+    score_answers,
+    shard_map,
+)
 
 log = logging.getLogger("obliviate")
 METRIC_VERSION = "obliviate-tofu-1"
@@ -111,19 +117,22 @@ def _evaluate(model, encoder, data, settings, retain_log) -> dict[str, Any]:
     bs = settings.batch_size
 
     def desc(s: str) -> str | None:
-        return s if settings.progress else None
+        return s if settings.progress and is_main_process() else None
 
     # Greedy generations (for ROUGE) of all splits in one length-sorted pool: fewer, fuller batches.
     questions = [(prefix, r["question"]) for prefix, key, _, _ in SPLITS for r in rows_by[key]]
     with _timed(settings.timings, "generation"):
-        flat = greedy_generate(
-            model,
-            encoder,
+        flat = shard_map(
+            lambda part: greedy_generate(
+                model,
+                encoder,
+                part,
+                settings.max_new_tokens,
+                settings.generation_batch_size or bs,
+                desc=desc("generating"),
+                stats=settings.timings,
+            ),
             [q for _, q in questions],
-            settings.max_new_tokens,
-            settings.generation_batch_size or bs,
-            desc=desc("generating"),
-            stats=settings.timings,
         )
     gens_by: dict[str, list[str]] = {prefix: [] for prefix, *_ in SPLITS}
     for (prefix, _), g in zip(questions, flat, strict=True):
@@ -140,8 +149,11 @@ def _evaluate(model, encoder, data, settings, retain_log) -> dict[str, Any]:
             pairs += [(r["question"], r[true_key]) for r in rows]
         pairs += [(r["question"], p) for r in rows for p in r["perturbed_answer"]]
         with _timed(settings.timings, "scoring"):
-            scored = score_answers(
-                model, encoder, pairs, bs, keep_tokens=True, desc=desc(f"scoring {prefix}")
+            scored = shard_map(
+                lambda part, p=prefix: score_answers(
+                    model, encoder, part, bs, desc=desc(f"scoring {p}")
+                ),
+                pairs,
             )
         ans = scored[:n]
         true_sc = ans if true_key == "answer" else scored[n : 2 * n]
@@ -277,12 +289,9 @@ def _evaluate(model, encoder, data, settings, retain_log) -> dict[str, Any]:
     holdout = rows_by.get("holdout")
     if holdout:
         with _timed(settings.timings, "scoring"):
-            hold_sc = score_answers(
-                model,
-                encoder,
+            hold_sc = shard_map(
+                lambda part: score_answers(model, encoder, part, bs, desc=desc("scoring holdout")),
                 [(r["question"], r["answer"]) for r in holdout],
-                bs,
-                desc=desc("scoring holdout"),
             )
         mem = np.array([M.min_k_score(s.token_logp.numpy(), 0.4) for s in scored_answer["forget"]])
         non = np.array([M.min_k_score(s.token_logp.numpy(), 0.4) for s in hold_sc])

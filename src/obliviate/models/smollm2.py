@@ -74,7 +74,9 @@ def converted_folder(gguf_cfg: Any, cache: Path | None = None) -> Path:
     """The safetensors folder (model + tokenizer) for a config's ``gguf`` block, converting the
     packaged GGUF file on first use. ``gguf_cfg`` has ``package``, ``file``, ``name`` and
     optionally ``pip_name``."""
-    source = packaged_file(str(gguf_cfg["package"]), str(gguf_cfg["file"]), gguf_cfg.get("pip_name"))
+    source = packaged_file(
+        str(gguf_cfg["package"]), str(gguf_cfg["file"]), gguf_cfg.get("pip_name")
+    )
     folder = (cache or cache_root()) / "models" / str(gguf_cfg["name"])
     want = _fingerprint(source)
     marker = folder / _SOURCE_FILE
