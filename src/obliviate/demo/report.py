@@ -129,8 +129,8 @@ def verdicts(rows: list[Row], fq_factor: float = 10.0, mu_tolerance: float = 0.1
     fq_t, mu_t = target.values["forget_quality"], target.values["model_utility"]
     if retain is not None and retain.values["forget_quality"] is not None:
         out.append(
-            f"target forget_quality {_fmt(fq_t)} vs retain model {_fmt(retain.values['forget_quality'])} "
-            "(the target remembers the forget authors; 1.0 = like never trained on them)"
+            f"target forget_quality {_fmt(fq_t)} vs the retain model's {_fmt(retain.values['forget_quality'])} "
+            "(1.0 = forget-set answers scored like a model that never saw them)"
         )
     for r in rows:
         if r.kind != "method":
@@ -170,7 +170,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [head, "|" + "---|" * (len(cols) + 1)]
     for row in report["rows"]:
         cells = [_fmt(row.get(c["metric"]), c["metric"]) for c in cols]
-        name = row["name"] if row["kind"] == "method" else f"{row['name']} ({row['kind']})"
+        name = row["name"] if row["kind"] in ("method", row["name"]) else f"{row['name']} ({row['kind']})"
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     legend = "; ".join(f"{c['direction']} {c['metric']}: {c['meaning']}" for c in cols[:3])
     lines += [
@@ -212,7 +212,7 @@ def plot(report: dict[str, Any], path: Path) -> Path | None:
     for r in points:
         st = style.get(r["kind"]) or {"marker": "o", "color": next(colors), "s": 70}
         fq = max(r["forget_quality"], 1e-300)  # 0 cannot sit on a log axis
-        label = r["name"] if r["kind"] == "method" else f"{r['name']} ({r['kind']})"
+        label = r["name"] if r["kind"] in ("method", r["name"]) else f"{r['name']} ({r['kind']})"
         ax.scatter([r["model_utility"]], [fq], label=label, zorder=3, **st)
         ax.annotate(r["name"], (r["model_utility"], fq), textcoords="offset points", xytext=(6, 4))
     ax.set_yscale("log")
