@@ -3,7 +3,11 @@ Hydra ``compose`` helper over the repository's ``configs/``."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -198,3 +202,56 @@ def compose_config(overrides: list[str], config_name: str = "unlearn.yaml") -> D
 @pytest.fixture
 def compose() -> Callable[..., DictConfig]:
     return compose_config
+
+
+# ---- the guide's command line, as a subprocess ------------------------------------------------
+
+
+def train_command(tofu_data: str, forget: str, retain: str, root: Path) -> list[str]:
+    """The issue's tiny SimNPO run (2 steps), writing to ``<root>/unlearn/ci_simnpo``."""
+    return [
+        sys.executable, "src/train.py",
+        "--config-name=unlearn.yaml",
+        "experiment=unlearn/tofu/default",
+        "trainer=SimNPO",
+        f"forget_split={forget}",
+        f"retain_split={retain}",
+        "task_name=ci_simnpo",
+        "model=tiny",
+        f"tofu_data={tofu_data}",
+        "trainer.args.max_steps=2",
+        "trainer.args.per_device_train_batch_size=2",
+        "trainer.args.gradient_accumulation_steps=1",
+        "trainer.args.eval_strategy=no",
+        f"paths.root={root}",
+    ]  # fmt: skip
+
+
+def run_cli(cmd: list[str]) -> subprocess.CompletedProcess:
+    """Run a command from the repository root, offline and on the CPU."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
+    """File name -> (sha256, mtime) of every file directly in ``folder``: "left untouched"
+    checks (sub-folders, e.g. a run's evals/, are not included)."""
+    return {
+        p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(folder.iterdir())
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="session")
+def cli_simnpo_run(tmp_path_factory) -> tuple[list[str], subprocess.CompletedProcess, Path]:
+    """One ``python src/train.py`` run of the tiny SimNPO model, shared by the CLI tests:
+    (command, finished process, run folder). On the shared TOFU (forget01/retain99, the data
+    path relative to the repository root as the issue writes it) or else on mini-TOFU."""
+    root = tmp_path_factory.mktemp("saves")
+    if shared_tofu_available():
+        cmd = train_command(os.path.relpath(SHARED_TOFU, REPO_ROOT), "forget01", "retain99", root)
+    else:
+        data = write_mini_tofu(tmp_path_factory.mktemp("tofu_mini"))
+        cmd = train_command(str(data), "forget20", "retain80", root)
+    return cmd, run_cli(cmd), root / "unlearn" / "ci_simnpo"

@@ -132,5 +132,6 @@ def run(fn: Callable[[DictConfig], Any], default_config: str, argv: list[str] | 
     except ConfigError as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             logging.getLogger("obliviate").debug("full error", exc_info=True)
-        print(f"error: {e}", file=sys.stderr)
+        # One line even when the message quotes a multi-line error (e.g. the Hub client's).
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)
         sys.exit(2)

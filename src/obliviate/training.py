@@ -15,8 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback, set_seed
 
 from obliviate import config as C
-from obliviate.data import tofu
-from obliviate.data import idk
+from obliviate.data import idk, tofu
 from obliviate.data.collate import PairCollator
 from obliviate.data.datasets import ForgetRetainDataset, QADataset, encode_rows
 from obliviate.data.formatting import ChatFormat, QAEncoder, prepare_tokenizer

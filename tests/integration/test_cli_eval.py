@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_cli_train import run, snapshot, train_command
 
-from conftest import SHARED_TOFU
+from conftest import SHARED_TOFU, run_cli, snapshot
 
 # Every key of metrics.md's "Aggregates" table.
 AGGREGATES = (
@@ -65,20 +64,20 @@ def eval_command(model_dir: Path, output_dir: Path, *extra: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
+def trained(cli_simnpo_run) -> Path:
+    """The tiny SimNPO run of the training CLI test (forget01 of the shared TOFU)."""
     missing = [f for f in EVAL_FILES if not (SHARED_TOFU / f).is_file()]
     if missing:
         pytest.skip(f"shared TOFU data not found at {SHARED_TOFU} (missing {', '.join(missing)})")
-    root = tmp_path_factory.mktemp("saves")
-    proc = run(train_command(str(SHARED_TOFU), "forget01", "retain99", root))
+    _, proc, out = cli_simnpo_run
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return root / "unlearn" / "ci_simnpo"
+    return out
 
 
 @pytest.fixture(scope="module")
 def first_eval(trained):
     out = trained / "evals"
-    return out, run(eval_command(trained, out))
+    return out, run_cli(eval_command(trained, out))
 
 
 def test_eval_writes_every_aggregate_with_n(first_eval):
@@ -122,7 +121,7 @@ def test_the_model_against_its_own_log_has_forget_quality_one(first_eval, traine
     if proc.returncode != 0:
         pytest.skip("the first evaluation failed (reported above)")
     second = trained / "evals_vs_self"
-    again = run(eval_command(trained, second, f"retain_logs_path={out / 'TOFU_EVAL.json'}"))
+    again = run_cli(eval_command(trained, second, f"retain_logs_path={out / 'TOFU_EVAL.json'}"))
     assert again.returncode == 0, again.stderr[-3000:]
     summary = json.loads((second / "TOFU_SUMMARY.json").read_text())
     assert summary["forget_quality"] == 1.0
@@ -138,7 +137,7 @@ def test_rerun_into_the_same_folder_without_overwrite_refuses_and_keeps_the_resu
     if proc.returncode != 0:
         pytest.skip("the first evaluation failed (reported above)")
     before = snapshot(out)
-    again = run(eval_command(trained, out, f"retain_logs_path={out / 'TOFU_EVAL.json'}"))
+    again = run_cli(eval_command(trained, out, f"retain_logs_path={out / 'TOFU_EVAL.json'}"))
     assert again.returncode != 0
     assert "Traceback" not in again.stderr
     errors = [line for line in again.stderr.splitlines() if line.startswith("error:")]

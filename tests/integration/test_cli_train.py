@@ -3,15 +3,9 @@ a subprocess, on the tiny model (2 steps), then the same command again without o
 
 from __future__ import annotations
 
-import hashlib
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from conftest import REPO_ROOT, SHARED_TOFU, shared_tofu_available, write_mini_tofu
+from conftest import run_cli, snapshot
 
 RUN_FILES = (
     "model.safetensors",
@@ -24,48 +18,9 @@ RUN_FILES = (
 )
 
 
-def train_command(tofu_data: str, forget: str, retain: str, root: Path) -> list[str]:
-    return [
-        sys.executable, "src/train.py",
-        "--config-name=unlearn.yaml",
-        "experiment=unlearn/tofu/default",
-        "trainer=SimNPO",
-        f"forget_split={forget}",
-        f"retain_split={retain}",
-        "task_name=ci_simnpo",
-        "model=tiny",
-        f"tofu_data={tofu_data}",
-        "trainer.args.max_steps=2",
-        "trainer.args.per_device_train_batch_size=2",
-        "trainer.args.gradient_accumulation_steps=1",
-        "trainer.args.eval_strategy=no",
-        f"paths.root={root}",
-    ]  # fmt: skip
-
-
-def run(cmd: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
-
-
-def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
-    return {
-        p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-        for p in sorted(folder.iterdir())
-    }
-
-
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("saves")
-    if shared_tofu_available():
-        # As the issue writes it: relative to the repository root.
-        cmd = train_command(os.path.relpath(SHARED_TOFU, REPO_ROOT), "forget01", "retain99", root)
-    else:  # the same command on the generated mini-TOFU
-        data = write_mini_tofu(tmp_path_factory.mktemp("tofu_mini"))
-        cmd = train_command(str(data), "forget20", "retain80", root)
-    proc = run(cmd)
-    return cmd, proc, root / "unlearn" / "ci_simnpo"
+def first_run(cli_simnpo_run):
+    return cli_simnpo_run
 
 
 def test_train_command_writes_a_complete_run(first_run):
@@ -84,7 +39,7 @@ def test_rerun_without_overwrite_refuses_and_leaves_the_run_untouched(first_run)
     if proc.returncode != 0:
         pytest.skip("the first run failed (reported by the test above)")
     before = snapshot(out)
-    again = run(cmd)
+    again = run_cli(cmd)
     assert again.returncode == 2, again.stderr[-3000:]
     assert "Traceback" not in again.stderr
     errors = [line for line in again.stderr.splitlines() if line.startswith("error:")]

@@ -37,6 +37,8 @@ CASES = [
     Case("UNDIAL", ("trainer=UNDIAL",), False),
     Case("CEU", ("trainer=CEU",), False),
     Case("RMU", ("trainer=RMU",), True),
+    # The layer hook is gone before backward, so checkpointed recomputation cannot re-record.
+    Case("RMU-ckpt", ("trainer=RMU", "trainer.args.gradient_checkpointing=true"), True),
 ]
 
 
@@ -115,7 +117,7 @@ def test_step_one_losses_match_the_formulas_at_the_reference(run: Run):
     if m in ("UNDIAL", "CEU"):
         # Cross-entropy to a near-uniform target with the true token (nearly) removed: ~ ln V.
         assert f == pytest.approx(LN_VOCAB, abs=0.25)
-    if m == "RMU":
+    if m.startswith("RMU"):
         assert f > 0
         assert first["retain_loss"] == pytest.approx(0.0, abs=1e-7)  # same as the frozen model
     elif m == "WGA-KL":
@@ -133,7 +135,7 @@ def test_the_right_parameters_changed(run: Run):
     )
     assert before.keys() == after.keys()
     changed = {n for n, p in after.items() if not torch.equal(p.detach(), before[n].detach())}
-    if run.case.id == "RMU":
+    if run.case.id.startswith("RMU"):
         # layer null -> 1 on the 2-layer tiny model; trainable: mlp.down_proj of layers 0 and 1.
         assert changed == {
             "model.layers.0.mlp.down_proj.weight",
@@ -141,3 +143,42 @@ def test_the_right_parameters_changed(run: Run):
         }
     else:
         assert changed == set(after), f"not updated: {sorted(set(after) - changed)}"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("experiment=unlearn/tofu/idk", "trainer=IdkDPO"),
+        ("experiment=unlearn/tofu/default", "trainer=UNDIAL", "trainer.method_args.alpha=1.0"),
+        ("experiment=unlearn/tofu/default", "trainer=RMU"),
+    ],
+    ids=["IdkDPO", "UNDIAL", "RMU"],
+)
+def test_fused_accumulation_logs_the_same_losses(mini, tmp_path, overrides):
+    """One pass over 3 micro-batches (the GPU default) == 3 accumulated passes: the refusal
+    part, the per-group reference logits and RMU's own loss loop all respect the groups."""
+    logs = {}
+    for fuse in ("true", "false"):
+        cfg = compose_config(
+            [
+                *overrides,
+                "model=tiny",
+                f"tofu_data={mini}",
+                "forget_split=forget20",
+                "retain_split=retain80",
+                f"task_name=fuse_{fuse}",
+                f"paths.output_dir={tmp_path / fuse}",
+                "trainer.args.max_steps=2",
+                "trainer.args.per_device_train_batch_size=2",
+                "trainer.args.gradient_accumulation_steps=3",
+                "trainer.args.logging_steps=1",
+                "trainer.args.warmup_epochs=0",
+                "trainer.args.learning_rate=1e-3",
+                f"trainer.fuse_accumulation={fuse}",
+            ]
+        )
+        logs[fuse] = [e for e in parse_log(run_training(cfg) / "trainer_log.txt") if "loss" in e]
+    assert len(logs["true"]) == len(logs["false"]) == 2
+    for a, b in zip(logs["true"], logs["false"], strict=True):
+        for key in ("loss", "forget_loss", "retain_loss", "grad_norm"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), key

@@ -102,7 +102,10 @@ def demo_parser() -> argparse.ArgumentParser:
         "--eval-batch-size", type=int, default=d.eval_batch_size, help="(default %(default)s)"
     )
     p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"))
-    p.add_argument("--no-bf16", action="store_true", help="train in float32 (no bfloat16 autocast)")
+    p.add_argument(
+        "--bf16", default=d.bf16, choices=("auto", "on", "off"),
+        help="bfloat16 autocast in training; auto = on a GPU or a CPU with native bf16 (default %(default)s)",
+    )  # fmt: skip
     p.add_argument(
         "--fresh", action="store_true", help="rerun every stage, ignoring cached results"
     )
@@ -144,7 +147,7 @@ def demo_main(argv: list[str]) -> int:
         max_new_tokens=args.max_new_tokens,
         eval_batch_size=args.eval_batch_size,
         device=args.device,
-        bf16=not args.no_bf16,
+        bf16=args.bf16,
         fresh=args.fresh,
         extra=list(args.extra),
     )

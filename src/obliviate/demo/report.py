@@ -159,7 +159,7 @@ def _fmt(v: float | None, key: str = "forget_quality") -> str:
     if v is None:
         return "—"
     if key == "forget_quality":
-        return f"{v:.3g}" if v >= 1e-3 or v == 0 else f"{v:.2e}"
+        return f"{v:.3g}" if v >= 1e-2 or v == 0 else f"{v:.2e}"
     return f"{v:.3f}"
 
 
@@ -170,7 +170,11 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [head, "|" + "---|" * (len(cols) + 1)]
     for row in report["rows"]:
         cells = [_fmt(row.get(c["metric"]), c["metric"]) for c in cols]
-        name = row["name"] if row["kind"] in ("method", row["name"]) else f"{row['name']} ({row['kind']})"
+        name = (
+            row["name"]
+            if row["kind"] in ("method", row["name"])
+            else f"{row['name']} ({row['kind']})"
+        )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     legend = "; ".join(f"{c['direction']} {c['metric']}: {c['meaning']}" for c in cols[:3])
     lines += [

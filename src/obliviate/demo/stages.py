@@ -59,6 +59,8 @@ class Stage:
     out: Path  # paths.output_dir
     upstream: list[str] = field(default_factory=list)  # keys of the stages whose output it reads
     overwrite: bool = True  # replace an old result in `out` when the inputs changed
+    #: overrides that change only what is shown (progress bars), not the result: not in the key
+    display: list[str] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -71,7 +73,7 @@ class Stage:
         extra = [f"paths.output_dir={self.out}"]
         if self.overwrite:
             extra.append("overwrite=true")
-        return compose(self.config_name, self.overrides + extra)
+        return compose(self.config_name, self.overrides + self.display + extra)
 
     def is_done(self) -> bool:
         marker = self.out / MARKER

@@ -37,10 +37,10 @@ def settings_from_cfg(cfg: DictConfig) -> EvalSettings:
         model_name=str(cfg.model.name),
         max_items=cfg.eval.get("max_items"),
         max_new_tokens=int(cfg.eval.max_new_tokens),
-        batch_size=int(cfg.eval.batch_size or (64 if torch.cuda.is_available() else 8)),
+        batch_size=int(cfg.eval.batch_size or (64 if torch.cuda.is_available() else 32)),
         retain_logs_path=cfg.get("retain_logs_path"),
         generation_batch_size=int(
-            cfg.eval.get("generation_batch_size") or (512 if torch.cuda.is_available() else 8)
+            cfg.eval.get("generation_batch_size") or (512 if torch.cuda.is_available() else 64)
         ),
     )
 
