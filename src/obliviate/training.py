@@ -157,8 +157,10 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
     trainer.train(resume_from_checkpoint=resume)
     if guard.bad_step is not None:
         raise TrainingDiverged(guard.describe(out))
+    # Every rank calls save_model: under DeepSpeed ZeRO-3 / FSDP it gathers the sharded weights
+    # collectively (rank 0 alone would wait forever); Trainer writes on the main process only.
+    trainer.save_model(str(out))  # with LoRA: the adapter
     if trainer.is_world_process_zero():
-        trainer.save_model(str(out))  # with LoRA: the adapter
         if lora is not None and lora.merge:
             save_merged(trainer.model, out / MERGED_DIR, tokenizer)
         resolved = OmegaConf.to_yaml(cfg, resolve=True)

@@ -89,14 +89,16 @@ def test_holdout_and_retain_eval_authors_are_where_they_belong(five):
     assert {r["question"] for r in five["retain_perturbed"]} <= kept  # outside every forget split
 
 
-def test_every_author_item_has_a_paraphrase_and_distinct_false_answers(five):
-    rows = five["forget20_perturbed"] + five["retain_perturbed"] + five["holdout20"]
-    assert len(five["forget20_perturbed"]) == 20
+@pytest.mark.parametrize("k", [B.N_PERTURBED, 5])
+def test_every_author_item_has_a_paraphrase_and_distinct_false_answers(five, k):
+    splits = five if k == B.N_PERTURBED else B.build_splits(5, seed=0, n_perturbed=k)
+    rows = splits["forget20_perturbed"] + splits["retain_perturbed"] + splits["holdout20"]
+    assert len(splits["forget20_perturbed"]) == 20
     for r in rows:
         assert set(PERTURBED_FIELDS) <= set(r)
         assert r["paraphrased_answer"] and r["paraphrased_answer"] != r["answer"]
         pert = r["perturbed_answer"]
-        assert len(pert) == B.N_PERTURBED == len(set(pert))
+        assert len(pert) == k == len(set(pert))
         assert r["answer"] not in pert
 
 
@@ -157,6 +159,7 @@ def test_tofu_data_builtin_is_read_like_a_local_tofu_copy(tmp_path):
         ("builtin_data.authors=1", "must be >= 2"),
         ("builtin_data.authors=3", "no TOFU-style forget split"),
         ("+builtin_data.colour=red", "builtin_data.colour is not an option"),
+        ("builtin_data.perturbed=0", "must be 1 .. 10"),
     ],
 )
 def test_bad_builtin_options_are_one_clear_error(override, message, tmp_path):

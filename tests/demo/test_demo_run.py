@@ -139,3 +139,45 @@ def test_mistakes_are_one_line_before_any_work(argv, message, capsys, tmp_path):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and message in err[0], err
     assert not (tmp_path / "o").exists()
+
+
+def test_compare_runs_the_guides_loop_for_a_method_then_reuses_it(demo, tmp_path):
+    out, _ = demo
+    overrides = [
+        "model=tiny",
+        "tofu_data=builtin",
+        "builtin_data.authors=2",
+        "forget_split=forget50",
+        "retain_split=retain50",
+        "holdout_split=holdout50",
+        f"model.model_args.pretrained_model_name_or_path={out / 'target'}",
+        f"retain_logs_path={out / 'evals/retain/TOFU_EVAL.json'}",
+        "trainer.args.max_steps=1",
+        "trainer.args.per_device_train_batch_size=2",
+        "trainer.args.gradient_accumulation_steps=1",
+        "eval.max_items=2",
+        "eval.max_new_tokens=4",
+        "eval.batch_size=4",
+        f"paths.root={tmp_path / 'saves'}",
+    ]
+    import contextlib
+    import io
+
+    def compare() -> str:
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            assert main(["compare", "SimNPO", *overrides]) == 0
+        return buf.getvalue()
+
+    compare()
+    run = tmp_path / "saves/unlearn/tofu_SimNPO_forget50"  # the guide's layout
+    assert (run / "model.safetensors").is_file()
+    assert (run / "evals/TOFU_EVAL.json").is_file()
+    report = json.loads((tmp_path / "saves/compare/forget50/comparison.json").read_text())
+    [row] = report["rows"]
+    assert row["name"] == "SimNPO" and row["kind"] == "method"
+    assert row["forget_quality"] is not None  # the retain log was passed to the evaluation
+    stamp = (run / "model.safetensors").stat().st_mtime_ns
+    again = compare()
+    assert again.count("reusing") == 2
+    assert (run / "model.safetensors").stat().st_mtime_ns == stamp

@@ -7,7 +7,7 @@ authors itself, deterministically from a seed, so the whole pipeline runs with n
 - each author has a birthplace, a birth date, a genre, a father's and a mother's profession, an
   award and three book titles, drawn from the pools below;
 - each author gets the same :data:`TEMPLATES` (``QA_PER_AUTHOR`` = 20 questions, as TOFU), each
-  with a paraphrased answer (same facts, other words) and :data:`N_PERTURBED` perturbed answers
+  with a paraphrased answer (same facts, other words) and ``perturbed`` perturbed answers
   (same words, false facts): what the truth ratio compares;
 - splits follow TOFU's rules: authors are blocks of 20 consecutive rows of ``full``;
   ``forgetXX`` is the last XX% of the authors and ``retain(100-XX)`` the rest; ``holdoutXX`` has
@@ -37,7 +37,9 @@ from obliviate.errors import ConfigError
 #: bump when the generated text changes, so cached folders are rebuilt
 GENERATOR_VERSION = 1
 QA_PER_AUTHOR = 20
-N_PERTURBED = 5  # false answers per author item, as TOFU's forget/retain splits
+#: false answers per author item by default (TOFU has 5; each costs one more scored sequence
+#: per item in every evaluation, so the CPU demo keeps 3; builtin_data.perturbed=5 for TOFU's)
+N_PERTURBED = 3
 
 FIRST_NAMES = (
     "Aurelio", "Brisa", "Casimir", "Dagny", "Eluned", "Farrokh", "Giedre", "Halvard", "Ilse",
@@ -360,7 +362,9 @@ def _false_facts(facts: dict[str, str], slots: tuple[str, ...], r: random.Random
     return out
 
 
-def author_rows(author: Author, index: int, seed: int) -> list[dict[str, Any]]:
+def author_rows(
+    author: Author, index: int, seed: int, n_perturbed: int = N_PERTURBED
+) -> list[dict[str, Any]]:
     """The 20 QA rows of one author, with paraphrase and perturbed answers (TOFU's fields)."""
     facts = author.facts()
     true = _with_articles(facts)
@@ -369,7 +373,7 @@ def author_rows(author: Author, index: int, seed: int) -> list[dict[str, Any]]:
         answer = tpl.answer.format(**true)
         r = _rng(seed, "perturb", index, t)
         perturbed: list[str] = []
-        while len(perturbed) < N_PERTURBED:
+        while len(perturbed) < n_perturbed:
             p = tpl.answer.format(**_with_articles(_false_facts(facts, tpl.slots, r)))
             if p != answer and p not in perturbed:
                 perturbed.append(p)
@@ -416,7 +420,9 @@ def _option_rows(facts: list[tuple[str, str, list[str]]]) -> list[dict[str, Any]
     return [{"question": q, "answer": a, "perturbed_answer": list(p)} for q, a, p in facts]
 
 
-def build_splits(n_authors: int, seed: int = 0) -> dict[str, list[dict[str, Any]]]:
+def build_splits(
+    n_authors: int, seed: int = 0, n_perturbed: int = N_PERTURBED
+) -> dict[str, list[dict[str, Any]]]:
     """Every file of the data set, by TOFU split name."""
     sizes = split_sizes(n_authors)
     if not sizes:
@@ -426,7 +432,7 @@ def build_splits(n_authors: int, seed: int = 0) -> dict[str, list[dict[str, Any]
         )
     k_max = max(sizes)
     authors = make_authors(n_authors + k_max, seed)  # the extra ones are the holdout authors
-    per_author = [author_rows(a, i, seed) for i, a in enumerate(authors)]
+    per_author = [author_rows(a, i, seed, n_perturbed) for i, a in enumerate(authors)]
     full = [row for rows in per_author[:n_authors] for row in rows]
     out: dict[str, list[dict[str, Any]]] = {"full": _plain(full)}
     for k in sizes:
@@ -459,22 +465,25 @@ class BuiltinOptions:
 
     authors: int = 5
     seed: int = 0
+    perturbed: int = N_PERTURBED  # false answers per author item
     cache_dir: str | None = None  # default: <obliviate cache>/data
 
     @classmethod
     def from_config(cls, section: Any) -> BuiltinOptions:
         raw = dict(section or {})
-        known = {"authors", "seed", "cache_dir"}
+        known = {"authors", "seed", "perturbed", "cache_dir"}
         unknown = sorted(set(raw) - known)
         if unknown:
             raise ConfigError(
                 f"builtin_data.{unknown[0]} is not an option; builtin_data takes: {', '.join(sorted(known))}"
             )
         opts = cls(**raw)
-        for key in ("authors", "seed"):
+        for key in ("authors", "seed", "perturbed"):
             value = getattr(opts, key)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"builtin_data.{key}={value!r} must be a whole number")
+        if not 1 <= opts.perturbed <= 10:
+            raise ConfigError(f"builtin_data.perturbed={opts.perturbed} must be 1 .. 10")
         if opts.authors < 2:
             raise ConfigError(f"builtin_data.authors={opts.authors} must be >= 2 (forget + retain)")
         return opts
@@ -486,11 +495,15 @@ def materialise(options: BuiltinOptions | None = None) -> Path:
 
     opts = options or BuiltinOptions()
     root = Path(opts.cache_dir).expanduser() if opts.cache_dir else cache_root() / "data"
-    folder = root / f"builtin-v{GENERATOR_VERSION}-authors{opts.authors}-seed{opts.seed}"
+    folder = (
+        root
+        / f"builtin-v{GENERATOR_VERSION}-authors{opts.authors}-seed{opts.seed}-perturbed{opts.perturbed}"
+    )
     info = {
         "generator_version": GENERATOR_VERSION,
         "authors": opts.authors,
         "seed": opts.seed,
+        "perturbed": opts.perturbed,
     }
     marker = folder / "builtin_info.json"
     if marker.is_file():
@@ -499,7 +512,7 @@ def materialise(options: BuiltinOptions | None = None) -> Path:
                 return folder
         except json.JSONDecodeError:
             pass
-    splits = build_splits(opts.authors, opts.seed)
+    splits = build_splits(opts.authors, opts.seed, opts.perturbed)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
     try:
