@@ -8,7 +8,7 @@ authors itself, deterministically from a seed, so the whole pipeline runs with n
   award and three book titles, drawn from the pools below;
 - each author gets the same :data:`TEMPLATES` (``QA_PER_AUTHOR`` = 20 questions, as TOFU), each
   with a paraphrased answer (same facts, other words) and ``perturbed`` perturbed answers
-  (same words, false facts): what the truth ratio compares;
+  (the paraphrase's words, false facts): what the truth ratio compares;
 - splits follow TOFU's rules: authors are blocks of 20 consecutive rows of ``full``;
   ``forgetXX`` is the last XX% of the authors and ``retain(100-XX)`` the rest; ``holdoutXX`` has
   as many *extra* authors, never in ``full`` (non-members for the privacy attack);
@@ -35,7 +35,7 @@ from obliviate.data.builtin_facts import REAL_AUTHORS, WORLD_FACTS
 from obliviate.errors import ConfigError
 
 #: bump when the generated text changes, so cached folders are rebuilt
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 QA_PER_AUTHOR = 20
 #: false answers per author item by default (TOFU has 5; each costs one more scored sequence
 #: per item in every evaluation, so the CPU demo keeps 3; builtin_data.perturbed=5 for TOFU's)
@@ -160,6 +160,8 @@ class Template:
     question: str
     answer: str
     paraphrased_answer: str  # the same facts in other words: P_true of the truth ratio
+    # (the perturbed answers are this paraphrase with false facts, as in TOFU: both sides of the
+    # truth ratio are then wordings the model was never trained on, and differ only in the facts)
     paraphrased_question: str
     slots: tuple[str, ...]  # the facts made false in the perturbed answers
 
@@ -371,17 +373,18 @@ def author_rows(
     rows = []
     for t, tpl in enumerate(TEMPLATES):
         answer = tpl.answer.format(**true)
+        paraphrase = tpl.paraphrased_answer.format(**true)
         r = _rng(seed, "perturb", index, t)
         perturbed: list[str] = []
         while len(perturbed) < n_perturbed:
-            p = tpl.answer.format(**_with_articles(_false_facts(facts, tpl.slots, r)))
-            if p != answer and p not in perturbed:
+            p = tpl.paraphrased_answer.format(**_with_articles(_false_facts(facts, tpl.slots, r)))
+            if p != paraphrase and p not in perturbed:
                 perturbed.append(p)
         rows.append(
             {
                 "question": tpl.question.format(**true),
                 "answer": answer,
-                "paraphrased_answer": tpl.paraphrased_answer.format(**true),
+                "paraphrased_answer": paraphrase,
                 "paraphrased_question": tpl.paraphrased_question.format(**true),
                 "perturbed_answer": perturbed,
             }

@@ -16,7 +16,7 @@ Defaults finish in about 10 minutes on 2 CPU cores; a second run reuses every ca
 
 Scale up, e.g.:  obliviate demo --authors 20 --forget-authors 2 --epochs 10
 Real TOFU on a GPU: obliviate demo --data ../shared/tofu --forget-split forget10 \\
-    --eval-items 0 --max-new-tokens 200 --device cuda --out saves/demo_tofu
+    --utility-items 0 --max-new-tokens 200 --device cuda --out saves/demo_tofu
 """
 
 COMPARE_HELP = """\
@@ -91,8 +91,13 @@ def demo_parser() -> argparse.ArgumentParser:
         help="cap every training stage at N optimizer steps (smoke runs; default -1 = the epochs)",
     )  # fmt: skip
     p.add_argument(
-        "--eval-items", type=int, default=d.eval_items,
+        "--eval-items", type=int, default=d.eval_items or 0,
         help="evaluate the first N items of each split; 0 = all (default %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--utility-items", type=int, default=d.utility_items or 0,
+        help="of those, at most N retain / real-author / world-fact items for model_utility; 0 = all "
+        "(default %(default)s)",
     )  # fmt: skip
     p.add_argument(
         "--max-new-tokens", type=int, default=d.max_new_tokens,
@@ -144,6 +149,7 @@ def demo_main(argv: list[str]) -> int:
         unlearn_batch_size=args.unlearn_batch_size,
         max_steps=args.max_steps,
         eval_items=args.eval_items or None,
+        utility_items=args.utility_items or None,
         max_new_tokens=args.max_new_tokens,
         eval_batch_size=args.eval_batch_size,
         device=args.device,

@@ -22,7 +22,7 @@ from typing import Any
 
 from obliviate.data import tofu
 from obliviate.demo import report as R
-from obliviate.demo.stages import CONFIG_DIR, Stage, compose, describe
+from obliviate.demo.stages import CONFIG_DIR, Stage, compose, describe, file_fingerprints
 from obliviate.errors import ConfigError
 
 DEFAULT_METHODS = ("SimNPO", "NPO", "GradDiff", "GradAscent")
@@ -47,7 +47,8 @@ class DemoOptions:
     unlearn_lr: float = 5e-5
     unlearn_batch_size: int = 4
     max_steps: int = -1  # every training stage; -1 = run the epochs (a positive number: smoke runs)
-    eval_items: int | None = 20  # first N items of each evaluation split; None = all
+    eval_items: int | None = None  # first N items of each evaluation split; None = all
+    utility_items: int | None = 10  # first N of the retain / real-author / world-fact items
     max_new_tokens: int = 64  # greedy answer length for ROUGE (TOFU: 200)
     eval_batch_size: int = 32
     device: str = "auto"  # auto, cpu or cuda
@@ -66,10 +67,11 @@ class DemoOptions:
         for name in ("batch_size", "unlearn_batch_size", "eval_batch_size", "max_new_tokens"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be >= 1")
-        if self.eval_items is not None and self.eval_items < 1:
-            raise ConfigError(
-                f"--eval-items {self.eval_items} must be >= 1 (0 on the command line = all)"
-            )
+        for name in ("eval_items", "utility_items"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                flag = name.replace("_", "-")
+                raise ConfigError(f"--{flag} {value} must be >= 1 (0 on the command line = all)")
         if self.max_steps == 0 or self.max_steps < -1:
             raise ConfigError(
                 f"--max-steps {self.max_steps}; use -1 (run the epochs) or a positive number"
@@ -117,7 +119,11 @@ class Progress:
         out, seconds, reused = stage.run(fresh)
         self.say(
             f"[{self.done}/{self.total}] "
-            + (f"reused cached result in {out}" if reused else f"done in {seconds:.0f}s -> {out}")
+            + (
+                f"reused cached result in {out}"
+                if reused
+                else f"done in {seconds:.0f}s (CPU {stage.cpu_seconds:.0f}s) -> {out}"
+            )
         )
         return out
 
@@ -173,6 +179,7 @@ def demo_stages(opts: DemoOptions) -> tuple[dict[str, Stage], dict[str, Any]]:
             f"model.model_args.pretrained_model_name_or_path={model_dir}",
             f"retain_logs_path={retain_log if retain_log else 'null'}",
             f"eval.max_items={opts.eval_items if opts.eval_items else 'null'}",
+            f"eval.utility_items={opts.utility_items if opts.utility_items else 'null'}",
             f"eval.max_new_tokens={opts.max_new_tokens}",
             f"eval.batch_size={opts.eval_batch_size}",
             f"eval.generation_batch_size={opts.eval_batch_size}",
@@ -201,16 +208,16 @@ def demo_stages(opts: DemoOptions) -> tuple[dict[str, Stage], dict[str, Any]]:
         "eval",
         evaluate(out / "retain", None) + ["task_name=demo_eval_retain"],
         out / "evals" / "retain",
-        upstream=[stages["retain"].key],
+        upstream=[stages["retain"]],
     )
-    ref = [stages["eval:retain"].key]
+    ref = [stages["eval:retain"]]
     stages["eval:target"] = Stage(
         "evaluate the target (before unlearning)",
         "eval",
         "eval",
         evaluate(out / "target", retain_log) + ["task_name=demo_eval_target"],
         out / "evals" / "target",
-        upstream=[stages["target"].key, *ref],
+        upstream=[stages["target"], *ref],
     )
     for m in opts.methods:
         run = out / "unlearn" / m
@@ -234,7 +241,7 @@ def demo_stages(opts: DemoOptions) -> tuple[dict[str, Stage], dict[str, Any]]:
                 f"task_name=demo_{m}",
             ],
             run,
-            upstream=[stages["target"].key],
+            upstream=[stages["target"]],
         )
         stages[f"eval:{m}"] = Stage(
             f"evaluate {m}",
@@ -242,13 +249,29 @@ def demo_stages(opts: DemoOptions) -> tuple[dict[str, Stage], dict[str, Any]]:
             "eval",
             evaluate(run, retain_log) + [f"task_name=demo_eval_{m}"],
             out / "evals" / m,
-            upstream=[stages[f"unlearn:{m}"].key, *ref],
+            upstream=[stages[f"unlearn:{m}"], *ref],
         )
-    for st in stages.values():
+    folder = data_folder(opts, data)
+    reads = {
+        "target": ["full"],
+        "retain": [retain],
+        "eval": [f"{forget}_perturbed", "retain_perturbed", "real_authors_perturbed"]
+        + ["world_facts_perturbed", holdout],
+        "unlearn": [forget, retain, "full"],
+    }
+    for name, st in stages.items():
+        files = reads.get(name) or reads[name.split(":")[0]]
+        st.inputs = file_fingerprints(folder, files)
         if st.kind == "train":  # a progress bar per training run (HF hides it when quiet)
             st.display = ["+trainer.args.disable_tqdm=false"]
     facts = {"forget_split": forget, "retain_split": retain, "data_overrides": data}
     return stages, facts
+
+
+def data_folder(opts: DemoOptions, data: list[str]) -> str | None:
+    """The local folder the data is read from (built-in data is written there first)."""
+    source = tofu.TofuSource.from_config(compose("eval", ["task_name=demo", *data]))
+    return source.location if source.is_local else None
 
 
 def run_demo(opts: DemoOptions) -> dict[str, Any]:
@@ -306,8 +329,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
 def describe_data(opts: DemoOptions, facts: dict[str, Any]) -> str:
     forget, retain = facts["forget_split"], facts["retain_split"]
     if opts.data == tofu.BUILTIN:
-        cfg = compose("train", ["task_name=demo", *facts["data_overrides"]])
-        folder = tofu.TofuSource.from_config(cfg).location
+        folder = data_folder(opts, facts["data_overrides"])
         return (
             f"data: built-in fictitious authors, {opts.authors} authors x 20 QA (seed {opts.seed}) in {folder}\n"
             f"      {forget} = the last {opts.forget_authors} author(s); {retain} = the other "
@@ -395,7 +417,7 @@ def run_compare(items: list[str], overrides: list[str], out: Path | None = None)
             *[o for o in eval_ov if _key(o) not in ("task_name",)],
             f"model.model_args.pretrained_model_name_or_path={run_dir}",
         ]
-        ev = Stage(f"evaluate {name}", "eval", "eval", ev_ov, run_dir / "evals", [train.key])
+        ev = Stage(f"evaluate {name}", "eval", "eval", ev_ov, run_dir / "evals", [train])
         ev.overwrite = overwrite
         for st in (train, ev):
             st.config()  # every config composes before anything runs

@@ -57,15 +57,26 @@ class Stage:
     config_name: str  # "train", "unlearn" or "eval"
     overrides: list[str]
     out: Path  # paths.output_dir
-    upstream: list[str] = field(default_factory=list)  # keys of the stages whose output it reads
+    upstream: list[Stage] = field(default_factory=list)  # the stages whose output it reads
+    #: fingerprints of the data files it reads (so regenerated data is never mistaken for old)
+    inputs: dict[str, str] = field(default_factory=dict)
     overwrite: bool = True  # replace an old result in `out` when the inputs changed
     #: overrides that change only what is shown (progress bars), not the result: not in the key
     display: list[str] = field(default_factory=list)
+    cpu_seconds: float = field(default=0.0, init=False)  # of the last run
 
     @property
     def key(self) -> str:
         blob = json.dumps(
-            [self.kind, self.config_name, sorted(self.overrides), self.upstream, _version()]
+            [
+                self.kind,
+                self.config_name,
+                sorted(self.overrides),
+                [u.key for u in self.upstream],
+                self.inputs,
+                _version(),
+            ],
+            sort_keys=True,
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -85,10 +96,13 @@ class Stage:
             return False
 
     def run(self, fresh: bool = False) -> tuple[Path, float, bool]:
-        """Run (or reuse) the stage: ``(output folder, seconds, reused)``."""
+        """Run (or reuse) the stage: ``(output folder, seconds, reused)``. The CPU seconds it
+        used are in ``self.cpu_seconds`` (wall time alone misleads on a shared machine)."""
+        self.cpu_seconds = 0.0
         if not fresh and self.is_done():
             return self.out, 0.0, True
         cfg = self.config()
+        cpu0 = _cpu_seconds()
         t0 = time.perf_counter()
         if self.kind == "train":
             from obliviate.training import run_training
@@ -99,6 +113,7 @@ class Stage:
 
             run_eval(cfg)
         seconds = time.perf_counter() - t0
+        self.cpu_seconds = _cpu_seconds() - cpu0
         atomic_write_json(
             self.out / MARKER,
             {
@@ -107,9 +122,18 @@ class Stage:
                 "config_name": self.config_name,
                 "overrides": self.overrides,
                 "seconds": round(seconds, 1),
+                "cpu_seconds": round(self.cpu_seconds, 1),
             },
         )
         return self.out, seconds, False
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process so far."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
 
 
 def describe(stage: Stage) -> dict[str, Any]:
@@ -120,3 +144,15 @@ def describe(stage: Stage) -> dict[str, Any]:
         "command": f"python {script} --config-name={stage.config_name}.yaml "
         + " ".join(stage.overrides + [f"paths.output_dir={stage.out}"]),
     }
+
+
+def file_fingerprints(folder: str | Path | None, splits: list[str]) -> dict[str, str]:
+    """sha256 (first 16 hex digits) of ``<folder>/<split>.json`` for each split that exists."""
+    if folder is None:
+        return {}
+    out = {}
+    for split in splits:
+        path = Path(folder) / f"{split}.json"
+        if path.is_file():
+            out[split] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return out

@@ -36,6 +36,7 @@ def settings_from_cfg(cfg: DictConfig) -> EvalSettings:
         retain_split=f"retain{100 - tofu.split_percent(cfg.forget_split, 'forget'):02d}",
         model_name=str(cfg.model.name),
         max_items=cfg.eval.get("max_items"),
+        utility_items=cfg.eval.get("utility_items"),
         max_new_tokens=int(cfg.eval.max_new_tokens),
         batch_size=int(cfg.eval.batch_size or (64 if torch.cuda.is_available() else 32)),
         retain_logs_path=cfg.get("retain_logs_path"),

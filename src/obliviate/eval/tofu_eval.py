@@ -66,6 +66,9 @@ class EvalSettings:
     retain_split: str
     model_name: str
     max_items: int | None = None
+    #: a further cap on the utility splits only (retain, real authors, world facts): a faster
+    #: model_utility; forget items (and so forget_quality) are untouched
+    utility_items: int | None = None
     max_new_tokens: int = 200
     batch_size: int = 32
     generation_batch_size: int | None = None  # None = batch_size
@@ -113,6 +116,9 @@ def evaluate_model(
 def _evaluate(model, encoder, data, settings, retain_log) -> dict[str, Any]:
     cap = settings.max_items
     rows_by = {k: (v[:cap] if cap else v) for k, v in data.items()}
+    if settings.utility_items:
+        for key in ("retain", "real_authors", "world_facts"):
+            rows_by[key] = rows_by[key][: settings.utility_items]
     res: dict[str, Any] = {}
     bs = settings.batch_size
 
@@ -313,6 +319,7 @@ def _evaluate(model, encoder, data, settings, retain_log) -> dict[str, Any]:
         "metric_version": METRIC_VERSION,
         "forget_split": settings.forget_split,
         "max_items": settings.max_items,
+        "utility_items": settings.utility_items,
         "max_new_tokens": settings.max_new_tokens,
         "n_per_split": {prefix: len(rows_by[key]) for prefix, key, _, _ in SPLITS},
         "system_prompt": encoder.fmt.system_prompt,
