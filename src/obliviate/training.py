@@ -81,6 +81,12 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
     bf16 = str(cfg.model.model_args.get("dtype")) == "bfloat16" and torch.cuda.is_available()
     targs = C.training_arguments(cfg, n_train, bf16_default=bf16)
     group = C.fuse_accumulation(cfg, targs)
+    if C.current_world_size() > 1 and targs.world_size == 1:
+        raise ConfigError(
+            f"launched as {C.current_world_size()} processes but no process group formed, so each would train "
+            "alone into the same folder; on CPU use ACCELERATE_USE_CPU=true accelerate launch --config_file "
+            "configs/accelerate/default_config.yaml --num_processes N src/train.py ..."
+        )
 
     # 3. Model and tokenizer.
     set_seed(int(cfg.seed))

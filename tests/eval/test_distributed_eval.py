@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -64,6 +65,7 @@ def _worker(rank: int, world: int, init_file: str, out: str) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two spawned processes each import torch/transformers: ~1 min on 2 cores
 def test_two_process_evaluation_equals_one_process(tmp_path):
     mp.spawn(
         _worker, args=(2, str(tmp_path / "pg"), str(tmp_path / "two.json")), nprocs=2, join=True

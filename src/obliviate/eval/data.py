@@ -41,5 +41,8 @@ def load_eval_data(
             data["holdout"] = rows
             files["holdout"] = holdout_split
         except ConfigError as e:
-            notes.append(f"holdout split {holdout_split} unavailable ({e}); privleak skipped")
+            notes.append(
+                f"holdout split {holdout_split} unavailable ({e}): mia_min_k and privleak skipped, "
+                "no made-up reference is used"
+            )
     return data, files

@@ -310,7 +310,7 @@ def _evaluate(model, encoder, data, settings, retain_log) -> dict[str, Any]:
             if auc_ret is not None
             else "needs the retain log's mia_min_k (AUC_retain)",
         }
-    else:
+    elif not any("holdout" in note for note in settings.notes):
         settings.notes.append(
             "no holdout split available: mia_min_k and privleak skipped (no made-up reference)"
         )
