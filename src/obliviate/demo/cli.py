@@ -14,7 +14,7 @@ Finetune, unlearn, evaluate and compare, end to end, on a real pretrained model
 (SmolLM2-135M-Instruct from PyPI) and built-in fictitious authors: no Hub, no GPU needed.
 Defaults finish in about 10 minutes on 2 CPU cores; a second run reuses every cached stage.
 
-Scale up, e.g.:  obliviate demo --authors 20 --forget-authors 2 --epochs 10
+Scale up, e.g.:  obliviate demo --authors 10 --epochs 5 --unlearn-epochs 5 --utility-items 20
 Real TOFU on a GPU: obliviate demo --data ../shared/tofu --forget-split forget10 \\
     --utility-items 0 --max-new-tokens 200 --device cuda --out saves/demo_tofu
 """
@@ -80,12 +80,27 @@ def demo_parser() -> argparse.ArgumentParser:
         help="finetuning batch (default %(default)s)",
     )
     p.add_argument(
-        "--unlearn-epochs", type=float, default=d.unlearn_epochs, help="(default %(default)s)"
+        "--unlearn-epochs",
+        type=float,
+        default=d.unlearn_epochs,
+        help="unlearning epochs, every method (default %(default)s)",
     )
-    p.add_argument("--unlearn-lr", type=float, default=d.unlearn_lr, help="(default %(default)s)")
     p.add_argument(
-        "--unlearn-batch-size", type=int, default=d.unlearn_batch_size, help="(default %(default)s)"
+        "--unlearn-lr",
+        type=float,
+        default=d.unlearn_lr,
+        help="unlearning learning rate, every method (default %(default)s)",
     )
+    p.add_argument(
+        "--unlearn-batch-size",
+        type=int,
+        default=d.unlearn_batch_size,
+        help="unlearning batch (forget items; each paired with a retain item) (default %(default)s)",
+    )
+    p.add_argument(
+        "--warmup-epochs", type=float, default=d.warmup_epochs,
+        help="learning-rate warm-up of every training stage, in epochs (default %(default)s)",
+    )  # fmt: skip
     p.add_argument(
         "--max-steps", type=int, default=d.max_steps,
         help="cap every training stage at N optimizer steps (smoke runs; default -1 = the epochs)",
@@ -104,8 +119,15 @@ def demo_parser() -> argparse.ArgumentParser:
         help="greedy answer length for ROUGE (TOFU uses 200; default %(default)s)",
     )  # fmt: skip
     p.add_argument(
-        "--eval-batch-size", type=int, default=d.eval_batch_size, help="(default %(default)s)"
+        "--eval-batch-size",
+        type=int,
+        default=d.eval_batch_size,
+        help="scoring and generation batch (default %(default)s)",
     )
+    p.add_argument(
+        "--privleak", action="store_true",
+        help="also score the holdout split for privleak (the membership-attack metric)",
+    )  # fmt: skip
     p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"))
     p.add_argument(
         "--bf16", default=d.bf16, choices=("auto", "on", "off"),
@@ -148,10 +170,12 @@ def demo_main(argv: list[str]) -> int:
         unlearn_lr=args.unlearn_lr,
         unlearn_batch_size=args.unlearn_batch_size,
         max_steps=args.max_steps,
+        warmup_epochs=args.warmup_epochs,
         eval_items=args.eval_items or None,
         utility_items=args.utility_items or None,
         max_new_tokens=args.max_new_tokens,
         eval_batch_size=args.eval_batch_size,
+        privleak=args.privleak,
         device=args.device,
         bf16=args.bf16,
         fresh=args.fresh,

@@ -212,7 +212,9 @@ def plot(report: dict[str, Any], path: Path) -> Path | None:
         "retain": {"marker": "*", "color": "tab:green", "s": 220},
     }
     fig, ax = plt.subplots(figsize=(7, 5))
-    colors = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+    # Methods never take the target's red or the retain model's green.
+    palette = ["tab:blue", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:cyan"]
+    colors = iter(palette + ["tab:olive", "tab:gray"] * 8)
     for r in points:
         st = style.get(r["kind"]) or {"marker": "o", "color": next(colors), "s": 70}
         fq = max(r["forget_quality"], 1e-300)  # 0 cannot sit on a log axis

@@ -64,6 +64,8 @@ class Stage:
     #: overrides that change only what is shown (progress bars), not the result: not in the key
     display: list[str] = field(default_factory=list)
     cpu_seconds: float = field(default=0.0, init=False)  # of the last run
+    seconds: float = field(default=0.0, init=False)  # wall time of the last run
+    reused: bool = field(default=False, init=False)  # the last run found a cached result
 
     @property
     def key(self) -> str:
@@ -98,8 +100,9 @@ class Stage:
     def run(self, fresh: bool = False) -> tuple[Path, float, bool]:
         """Run (or reuse) the stage: ``(output folder, seconds, reused)``. The CPU seconds it
         used are in ``self.cpu_seconds`` (wall time alone misleads on a shared machine)."""
-        self.cpu_seconds = 0.0
+        self.cpu_seconds, self.seconds, self.reused = 0.0, 0.0, False
         if not fresh and self.is_done():
+            self.reused = True
             return self.out, 0.0, True
         cfg = self.config()
         cpu0 = _cpu_seconds()
@@ -112,7 +115,7 @@ class Stage:
             from obliviate.eval.runner import run_eval
 
             run_eval(cfg)
-        seconds = time.perf_counter() - t0
+        seconds = self.seconds = time.perf_counter() - t0
         self.cpu_seconds = _cpu_seconds() - cpu0
         atomic_write_json(
             self.out / MARKER,
@@ -141,6 +144,9 @@ def describe(stage: Stage) -> dict[str, Any]:
     script = "src/eval.py" if stage.kind == "eval" else "src/train.py"
     return {
         "label": stage.label,
+        "reused": stage.reused,
+        "seconds": round(stage.seconds, 1),
+        "cpu_seconds": round(stage.cpu_seconds, 1),
         "command": f"python {script} --config-name={stage.config_name}.yaml "
         + " ".join(stage.overrides + [f"paths.output_dir={stage.out}"]),
     }
