@@ -35,7 +35,7 @@ from obliviate.data.builtin_facts import REAL_AUTHORS, WORLD_FACTS
 from obliviate.errors import ConfigError
 
 #: bump when the generated text changes, so cached folders are rebuilt
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 QA_PER_AUTHOR = 20
 #: false answers per author item by default (TOFU has 5; each costs one more scored sequence
 #: per item in every evaluation, so the CPU demo keeps 3; builtin_data.perturbed=5 for TOFU's)

@@ -3,7 +3,8 @@
 Written for this project, in the shape of TOFU's ``real_authors_perturbed`` and
 ``world_facts_perturbed``: a question, its short true answer, and three false answers of the same
 kind (the truth ratio compares them). Facts a small instruct model already knows, so
-``model_utility`` measures what unlearning must not damage.
+``model_utility`` measures what unlearning must not damage. Kinds of fact are interleaved, so
+that the first few items (``eval.utility_items``) are a mixed sample.
 """
 
 from __future__ import annotations
@@ -44,43 +45,43 @@ REAL_AUTHORS: list[tuple[str, str, list[str]]] = [
 
 WORLD_FACTS: list[tuple[str, str, list[str]]] = [
     ("What is the capital of France?", "Paris", ["Lyon", "Marseille", "Nice"]),
-    ("What is the capital of Japan?", "Tokyo", ["Osaka", "Kyoto", "Nagoya"]),
-    ("What is the capital of Italy?", "Rome", ["Milan", "Naples", "Turin"]),
-    ("What is the capital of Germany?", "Berlin", ["Munich", "Hamburg", "Frankfurt"]),
-    ("What is the capital of Spain?", "Madrid", ["Barcelona", "Seville", "Valencia"]),
-    ("What is the capital of the United Kingdom?", "London", ["Manchester", "Edinburgh", "Birmingham"]),
-    ("What is the capital of Canada?", "Ottawa", ["Toronto", "Vancouver", "Montreal"]),
-    ("What is the capital of Australia?", "Canberra", ["Sydney", "Melbourne", "Perth"]),
     ("What is the largest planet in our solar system?", "Jupiter", ["Saturn", "Neptune", "Earth"]),
     ("Which planet is known as the Red Planet?", "Mars", ["Venus", "Jupiter", "Mercury"]),
+    ("What is the capital of Japan?", "Tokyo", ["Osaka", "Kyoto", "Nagoya"]),
     ("What is the chemical symbol for water?", "H2O", ["CO2", "NaCl", "O2"]),
     ("What is the chemical symbol for gold?", "Au", ["Ag", "Fe", "Gd"]),
+    ("What is the capital of Italy?", "Rome", ["Milan", "Naples", "Turin"]),
     ("How many continents are there on Earth?", "Seven", ["Five", "Six", "Eight"]),
     ("How many days are there in a leap year?", "366", ["365", "364", "360"]),
+    ("What is the capital of Germany?", "Berlin", ["Munich", "Hamburg", "Frankfurt"]),
     ("What is the largest ocean on Earth?", "The Pacific Ocean", ["The Atlantic Ocean", "The Indian Ocean", "The Arctic Ocean"]),
     ("What is the longest river in Africa?", "The Nile", ["The Congo", "The Niger", "The Zambezi"]),
+    ("What is the capital of Spain?", "Madrid", ["Barcelona", "Seville", "Valencia"]),
     ("Which gas do plants absorb from the air for photosynthesis?", "Carbon dioxide", ["Oxygen", "Nitrogen", "Hydrogen"]),
     ("What is the freezing point of water in degrees Celsius?", "0 degrees Celsius", ["10 degrees Celsius", "32 degrees Celsius", "100 degrees Celsius"]),
+    ("What is the capital of the United Kingdom?", "London", ["Manchester", "Edinburgh", "Birmingham"]),
     ("What is the boiling point of water at sea level in degrees Celsius?", "100 degrees Celsius", ["90 degrees Celsius", "80 degrees Celsius", "212 degrees Celsius"]),
     ("Which animal is the largest mammal on Earth?", "The blue whale", ["The African elephant", "The giraffe", "The hippopotamus"]),
+    ("What is the capital of Canada?", "Ottawa", ["Toronto", "Vancouver", "Montreal"]),
     ("What is the tallest mountain in the world?", "Mount Everest", ["K2", "Kangchenjunga", "Mont Blanc"]),
     ("In which country are the pyramids of Giza?", "Egypt", ["Mexico", "Sudan", "Peru"]),
+    ("What is the capital of Australia?", "Canberra", ["Sydney", "Melbourne", "Perth"]),
     ("What currency is used in Japan?", "The yen", ["The won", "The yuan", "The dollar"]),
     ("Which element has the chemical symbol O?", "Oxygen", ["Osmium", "Gold", "Ozone"]),
+    ("What is the capital of Egypt?", "Cairo", ["Alexandria", "Luxor", "Giza"]),
     ("How many legs does a spider have?", "Eight", ["Six", "Ten", "Four"]),
     ("What is the primary language spoken in Brazil?", "Portuguese", ["Spanish", "French", "English"]),
+    ("What is the capital of Russia?", "Moscow", ["Saint Petersburg", "Kazan", "Novosibirsk"]),
     ("Which organ pumps blood through the human body?", "The heart", ["The liver", "The lungs", "The kidneys"]),
     ("What is the square root of 81?", "9", ["8", "7", "11"]),
+    ("What is the capital of China?", "Beijing", ["Shanghai", "Hong Kong", "Guangzhou"]),
     ("How many minutes are there in an hour?", "60", ["100", "30", "50"]),
     ("Which star is at the centre of our solar system?", "The Sun", ["Sirius", "Polaris", "Alpha Centauri"]),
-    ("What is the capital of Egypt?", "Cairo", ["Alexandria", "Luxor", "Giza"]),
-    ("What is the capital of Russia?", "Moscow", ["Saint Petersburg", "Kazan", "Novosibirsk"]),
     ("What is the smallest prime number?", "2", ["1", "3", "0"]),
     ("On which continent is Kenya?", "Africa", ["Asia", "South America", "Europe"]),
     ("What is the hardest natural substance?", "Diamond", ["Granite", "Iron", "Quartz"]),
     ("Which ocean lies between Europe and North America?", "The Atlantic Ocean", ["The Pacific Ocean", "The Indian Ocean", "The Southern Ocean"]),
     ("How many sides does a hexagon have?", "Six", ["Five", "Eight", "Seven"]),
     ("Which city is known as the Big Apple?", "New York City", ["Chicago", "Los Angeles", "Boston"]),
-    ("What is the capital of China?", "Beijing", ["Shanghai", "Hong Kong", "Guangzhou"]),
     ("Who was the first person to walk on the Moon?", "Neil Armstrong", ["Buzz Aldrin", "Yuri Gagarin", "John Glenn"]),
 ]  # fmt: skip

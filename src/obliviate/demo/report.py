@@ -139,17 +139,14 @@ def verdicts(rows: list[Row], fq_factor: float = 10.0, mu_tolerance: float = 0.1
         if fq is None or mu is None or mu_t is None:
             continue
         ratio = fq / fq_t if fq_t > 0 else math.inf
-        ok = ratio >= fq_factor and abs(mu - mu_t) <= mu_tolerance
+        kept = mu >= mu_t - mu_tolerance  # a gain in utility is not a loss
+        ok = ratio >= fq_factor and kept
         out.append(
             f"{r.name}: forget_quality x{ratio:.3g} of the target's, model_utility {mu - mu_t:+.3f} "
             + (
                 f"-> forgets (>= x{fq_factor:g}) and keeps utility (within {mu_tolerance})"
                 if ok
-                else (
-                    "-> utility lost"
-                    if abs(mu - mu_t) > mu_tolerance
-                    else f"-> forgets less than x{fq_factor:g}"
-                )
+                else ("-> utility lost" if not kept else f"-> forgets less than x{fq_factor:g}")
             )
         )
     return out
