@@ -27,13 +27,6 @@ from obliviate.utils.io import atomic_write_json, atomic_write_text, check_writa
 from obliviate.utils.receipt import make_receipt, rows_sha256
 
 log = logging.getLogger("obliviate")
-RUN_MARKERS = (
-    "config.json",
-    "model.safetensors",
-    "receipt.json",
-    "trainer_log.txt",
-    "obliviate_config.yaml",
-)
 
 
 def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None) -> Path:
