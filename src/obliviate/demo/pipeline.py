@@ -55,7 +55,7 @@ class DemoOptions:
     utility_items: int | None = 8  # first N of the retain / real-author / world-fact items
     max_new_tokens: int = 40  # greedy answer length for ROUGE (TOFU: 200)
     privleak: bool = False  # also score the holdout split (privleak); off to save time on CPU
-    eval_batch_size: int = 64
+    eval_batch_size: int = 32
     device: str = "auto"  # auto, cpu or cuda
     bf16: str = "auto"  # bfloat16 autocast in training: auto = on a GPU or a CPU with native bf16
     fresh: bool = False  # rerun every stage even if its result is cached
