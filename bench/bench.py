@@ -125,18 +125,17 @@ def bench_unlearn(
         torch.cuda.reset_peak_memory_stats()
     cls, margs = (SimNPO, SimNPOArgs()) if method == "SimNPO" else (NPO, NPOArgs())
     t_ref = 0.0
+    bs, ga = 2, 8  # the guide's settings: effective batch 16
     if cls.needs_ref_logps:
         t0 = time.perf_counter()
+        # as run_training: as many rows per reference pass as forget rows per training pass
         for it, lp in zip(
             forget,
-            reference_logps(
-                model, forget, encoder.tokenizer.pad_token_id, 64 if device == "cuda" else 8
-            ),
+            reference_logps(model, forget, encoder.tokenizer.pad_token_id, bs * ga if fuse else bs),
             strict=True,
         ):
             it["ref_logp"] = lp
         t_ref = time.perf_counter() - t0
-    bs, ga = 2, 8  # the guide's settings: effective batch 16
     args = TrainingArguments(
         output_dir="/tmp/obliviate_bench",
         per_device_train_batch_size=bs * ga if fuse else bs,

@@ -128,6 +128,7 @@ def run(fn: Callable[[DictConfig], Any], default_config: str, argv: list[str] | 
     try:
         name, overrides = parse_argv(argv, default_config)
         cfg = compose(name, overrides)
+        relaunch_cpu_processes(argv)
         return fn(cfg)
     except ConfigError as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -135,3 +136,69 @@ def run(fn: Callable[[DictConfig], Any], default_config: str, argv: list[str] | 
         # One line even when the message quotes a multi-line error (e.g. the Hub client's).
         print("error: " + " ".join(str(e).split()), file=sys.stderr)
         sys.exit(2)
+
+
+def requested_cpu_processes(launcher_argv: list[str]) -> int:
+    """The ``--num_processes N`` an ``accelerate launch --cpu ...`` command asked for (else 1).
+
+    Only the launcher's own options count: they end at the first argument that is not an
+    option or an option's value, i.e. the training script.
+    """
+    if "--cpu" not in launcher_argv or not any(
+        a == "launch" or a.endswith(".launch") for a in launcher_argv
+    ):
+        return 1
+    for i, arg in enumerate(launcher_argv):
+        for name in ("--num_processes", "--num-processes"):
+            if arg == name and i + 1 < len(launcher_argv):
+                value = launcher_argv[i + 1]
+            elif arg.startswith(name + "="):
+                value = arg.split("=", 1)[1]
+            else:
+                continue
+            try:
+                return max(1, int(value))
+            except ValueError:
+                return 1
+        if arg.endswith(".py"):  # the training script: what follows is its own argv
+            break
+    return 1
+
+
+def relaunch_cpu_processes(argv: list[str]) -> None:
+    """Honour ``accelerate launch --cpu --num_processes N``.
+
+    accelerate's ``--cpu`` always starts ONE process and silently drops ``--num_processes``, so a
+    user who asked for two CPU processes would get one without noticing. When our parent is such
+    a launcher, start the N processes ourselves with ``torch.distributed.run`` (gloo process
+    group, the same code path as any DDP run) instead of training alone.
+    """
+    if (
+        os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true")
+        or "WORLD_SIZE" in os.environ
+        or os.environ.get("OBLIVIATE_NO_RELAUNCH") == "1"
+    ):
+        return
+    try:
+        import psutil
+
+        parent = psutil.Process(os.getppid()).cmdline()
+    except Exception:  # no psutil / no /proc: keep the one process accelerate started
+        return
+    if not any(Path(a).name.startswith("accelerate") for a in parent[:3]):
+        return
+    n = requested_cpu_processes(parent)
+    if n <= 1:
+        return
+    threads = max(1, (os.cpu_count() or 1) // n)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads))}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}"]
+    cmd += [sys.argv[0], *argv]
+    logging.getLogger("obliviate").info(
+        "accelerate launch --cpu starts one process; starting the %d requested CPU processes "
+        "(gloo) with torch.distributed.run",
+        n,
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, cmd, env)

@@ -23,7 +23,7 @@ from obliviate.errors import ConfigError
 from obliviate.methods.base import reference_logps
 from obliviate.models.loading import check_model_path, load_model, load_tokenizer
 from obliviate.models.lora import MERGED_DIR, apply_lora, lora_settings, save_merged
-from obliviate.utils.io import atomic_write_json, atomic_write_text, check_writable
+from obliviate.utils.io import WRITE_PROBE, atomic_write_json, atomic_write_text, check_writable
 from obliviate.utils.receipt import make_receipt, rows_sha256
 
 log = logging.getLogger("obliviate")
@@ -101,11 +101,13 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
                 encoder, idk.refusal_rows(rows[cfg.forget_split], refusals, seed=int(cfg.seed))
             )
         if method_cls.needs_ref_logps:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-            model.to(device)
+            model.to(targs.device)  # this rank's device (the launcher has set it)
+            # No more rows per pass than a training pass has forget rows: without gradients this
+            # pass then stays below training's peak memory (NPO costs what SimNPO costs).
+            rows = targs.per_device_train_batch_size
             for items in (forget, alternate or []):
                 for item, lp in zip(
-                    items, reference_logps(model, items, tokenizer.pad_token_id), strict=True
+                    items, reference_logps(model, items, tokenizer.pad_token_id, rows), strict=True
                 ):
                     item["ref_logp"] = lp
         train_ds: Any = ForgetRetainDataset(forget, retain, seed=int(cfg.seed), alternate=alternate)
@@ -128,6 +130,7 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
         processing_class=tokenizer,
         method_args=margs,
         eval_hook=eval_hook,
+        ref_model_factory=lambda: load_model(cfg.model),  # only ZeRO-3 needs a second load
         callbacks=[
             EpochCallback(train_ds),
             TrainerLogFile(out / "trainer_log.txt"),
@@ -136,6 +139,8 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
         ],
     )
     trainer.loss_group_size = group
+    if cfg.trainer.get("record_data_order"):
+        trainer.data_order_file = out / f"data_order.rank{targs.process_index}.jsonl"
     guard.trainer = trainer
     log.info(
         "world size %d, per-device batch %d, accumulation %d, effective batch %d, %d training items",
@@ -184,15 +189,20 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
 
 def prepare_output_dir(out: Path, overwrite: bool, resume: Any) -> Path:
     """Refuse to mix a new run into an old one; ``overwrite=true`` clears the folder first."""
-    if out.exists() and any(out.iterdir()) and not resume:
+    # Under a launcher only rank 0 decides and clears: another rank looking while rank 0 deletes
+    # and recreates the folder could see a half-cleared one and stop alone, hanging the others.
+    # Every rank sees the same folder before anyone clears it, so a refusal happens on all ranks.
+    main = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+    holds = out.exists() and any(p.name != WRITE_PROBE for p in out.iterdir())
+    if (main or not overwrite) and holds and not resume:
         if not overwrite:
             raise ConfigError(
                 f"run folder '{out}' already exists and is not empty; pass overwrite=true to replace it, "
                 "or choose another task_name"
             )
-        if int(os.environ.get("LOCAL_RANK", "0")) == 0:
-            shutil.rmtree(out)
-    check_writable(out)
+        shutil.rmtree(out)
+    if main:
+        check_writable(out)
     return out
 
 

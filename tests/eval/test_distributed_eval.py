@@ -40,10 +40,14 @@ DATA = {
 }
 
 
-def evaluate() -> dict:
+def evaluate(calls: list[int] | None = None) -> dict:
+    """The evaluation; ``calls`` (if given) receives the number of model forward passes."""
     torch.manual_seed(0)
     enc = QAEncoder(prepare_tokenizer(build_tiny_tokenizer(), FMT), FMT)
     model = build_tiny_model(init_seed=2)
+    if calls is not None:
+        calls.append(0)
+        model.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
     settings = EvalSettings(
         forget_split="forget01",
         retain_split="retain99",
@@ -59,7 +63,9 @@ def evaluate() -> dict:
 def _worker(rank: int, world: int, init_file: str, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     torch.set_num_threads(1)
-    res = evaluate()
+    calls: list[int] = []
+    res = evaluate(calls)
+    Path(f"{out}.calls{rank}").write_text(str(calls[0]))
     if rank == 0:
         Path(out).write_text(json.dumps(res, default=float))
     dist.destroy_process_group()
@@ -71,6 +77,10 @@ def test_two_process_evaluation_equals_one_process(tmp_path):
         _worker, args=(2, str(tmp_path / "pg"), str(tmp_path / "two.json")), nprocs=2, join=True
     )
     two = json.loads((tmp_path / "two.json").read_text())
+    # 5 forget items split 3 + 2, yet both ranks ran the same number of forward passes (under
+    # ZeRO-3 / FSDP each one is a collective: a rank with fewer would hang the other)
+    calls = [int((tmp_path / f"two.json.calls{r}").read_text()) for r in (0, 1)]
+    assert calls[0] == calls[1] > 0, calls
     one = json.loads(json.dumps(evaluate(), default=float))
     for key, value in summary(one).items():
         other = summary(two)[key]

@@ -122,7 +122,13 @@ def demo_parser() -> argparse.ArgumentParser:
         "--eval-batch-size",
         type=int,
         default=d.eval_batch_size,
-        help="scoring and generation batch (default %(default)s)",
+        help="teacher-forced scoring batch (default %(default)s)",
+    )
+    p.add_argument(
+        "--generation-batch-size",
+        type=int,
+        default=d.generation_batch_size,
+        help="greedy generation batch (default %(default)s)",
     )
     p.add_argument(
         "--privleak", action="store_true",
@@ -175,6 +181,7 @@ def demo_main(argv: list[str]) -> int:
         utility_items=args.utility_items or None,
         max_new_tokens=args.max_new_tokens,
         eval_batch_size=args.eval_batch_size,
+        generation_batch_size=args.generation_batch_size,
         privleak=args.privleak,
         device=args.device,
         bf16=args.bf16,

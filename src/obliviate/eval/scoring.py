@@ -17,6 +17,7 @@ import torch
 from obliviate.data.collate import pad_batch
 from obliviate.data.formatting import QAEncoder
 from obliviate.logprobs import forward_logprobs
+from obliviate.utils import dist as D
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -109,6 +110,7 @@ def greedy_generate(
                 top_k=None,
                 eos_token_id=stop,
                 pad_token_id=tok.pad_token_id,
+                synced_gpus=D.world()[1] > 1,  # ranks keep stepping together (ZeRO-3 / FSDP)
             )
             new = gen[:, ids.size(1) :].cpu()
         else:
@@ -143,8 +145,8 @@ def _greedy_loop(
     """Greedy decoding with the KV cache and none of ``generate``'s per-step machinery.
 
     ids, mask: (B, P) left-padded prompts. Returns (B, <= max_new) new tokens; rows that have
-    ended carry ``pad_id``. Whether every row has ended is checked every ``check_every`` steps,
-    so the GPU is not synchronised each token.
+    ended carry ``pad_id``. Whether every row (on every rank) has ended is checked every
+    ``check_every`` steps, so the GPU is not synchronised each token.
     """
     from transformers import DynamicCache
 
@@ -173,7 +175,9 @@ def _greedy_loop(
     next_pos = pos[:, -1:] + 1  # (B, 1)
     ones = mask.new_ones(mask.size(0), 1)
     for step in range(1, max_new):
-        if step % check_every == 0 and bool(done.all()):
+        # Under a process group the ranks stop together: with ZeRO-3 / FSDP every decoding step
+        # is a collective, so a rank that stopped early would hang the others.
+        if step % check_every == 0 and not D.any_rank(~done.all()):
             break
         mask = torch.cat([mask, ones], dim=-1)
         out = model(
@@ -199,10 +203,15 @@ def shard_map(fn: Callable[[list[T]], list[R]], items: list[T]) -> list[R]:
     """
     import torch.distributed as dist
 
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    rank, world = D.world()
+    if world == 1:
         return fn(items)
-    rank, world = dist.get_rank(), dist.get_world_size()
-    mine = fn(items[rank::world])
+    share = items[rank::world]
+    # Every rank runs the same number of items, hence the same number of batches and forward
+    # passes: under ZeRO-3 or FSDP each forward is a collective, and a rank with one batch
+    # fewer would leave the others waiting forever. The short shares repeat an item, dropped.
+    size = -(-len(items) // world)
+    mine = fn(share + items[:1] * (size - len(share)))[: len(share)]
     shares: list[list[R] | None] = [None] * world
     dist.all_gather_object(shares, mine)
     out: list[R | None] = [None] * len(items)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
@@ -29,6 +30,7 @@ from obliviate.logprobs import (
 from obliviate.methods.args import MethodArgs
 from obliviate.methods.losses import kl_retain_loss, nll_loss
 from obliviate.models.lora import is_peft_model
+from obliviate.utils.dist import full_parameters, is_zero3_partitioned
 
 
 class UnlearnTrainer(Trainer):
@@ -49,6 +51,7 @@ class UnlearnTrainer(Trainer):
         *args: Any,
         method_args: MethodArgs,
         eval_hook: Callable[[Any, int], dict[str, float]] | None = None,
+        ref_model_factory: Callable[[], torch.nn.Module] | None = None,
         **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
@@ -67,8 +70,51 @@ class UnlearnTrainer(Trainer):
             # KL needs the full reference distribution on retain tokens: keep a frozen copy.
             if is_peft_model(self.model):
                 self._ref_is_base = True
+            elif is_zero3_partitioned(self.model):
+                # A deepcopy of a ZeRO-3 model copies empty weight slices; load the start model
+                # again (partitioned as it loads) and give it its own inference-only engine.
+                if ref_model_factory is None:
+                    raise ValueError(
+                        "under DeepSpeed ZeRO-3 the reference model needs ref_model_factory"
+                    )
+                self.ref_model = self._zero3_engine(ref_model_factory())
             else:
                 self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+
+    def _zero3_engine(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Wrap a frozen model in a DeepSpeed engine that shares the run's ZeRO-3 settings but
+        has no optimizer, so every rank holds a slice of it and forwards gather the weights."""
+        import deepspeed
+
+        ds = copy.deepcopy(self.accelerator.state.deepspeed_plugin.deepspeed_config)
+        for key in ("optimizer", "scheduler"):
+            ds.pop(key, None)
+        zero = ds.setdefault("zero_optimization", {})
+        zero.pop("offload_optimizer", None)
+        cfg = getattr(model.config, "text_config", model.config)
+        h = int(getattr(cfg, "hidden_size", 0) or 0)
+        sized = {  # what HF fills in for the trained model's "auto" values
+            "reduce_bucket_size": h * h,
+            "stage3_prefetch_bucket_size": int(0.9 * h * h),
+            "stage3_param_persistence_threshold": 10 * h,
+        }
+        for key, value in sized.items():
+            if zero.get(key) == "auto" and h:
+                zero[key] = value
+        a = self.args
+        ds["train_micro_batch_size_per_gpu"] = a.per_device_train_batch_size
+        ds["gradient_accumulation_steps"] = a.gradient_accumulation_steps
+        ds["train_batch_size"] = (
+            a.per_device_train_batch_size * a.gradient_accumulation_steps * a.world_size
+        )
+        if ds.get("gradient_clipping") == "auto":
+            ds["gradient_clipping"] = a.max_grad_norm
+        for key, on in (("bf16", a.bf16), ("fp16", a.fp16)):
+            if isinstance(ds.get(key), dict) and ds[key].get("enabled") == "auto":
+                ds[key]["enabled"] = bool(on)
+        engine, *_ = deepspeed.initialize(model=model.requires_grad_(False), config=ds)
+        engine.eval()
+        return engine
 
     # ---- what a method declares -------------------------------------------------------------
     @property
@@ -157,12 +203,25 @@ class UnlearnTrainer(Trainer):
             logits = forward_logits(ref, batch["input_ids"], batch["attention_mask"], start)
         return logits[:, :-1]
 
+    #: set by run_training when trainer.record_data_order=true
+    data_order_file: Any = None
+
     def training_step(self, model, inputs, num_items_in_batch=None):
+        if self.data_order_file is not None:
+            self._record_data_order(inputs)
         loss = super().training_step(model, inputs, num_items_in_batch)
         # Accumulated on the device (no sync); FiniteLossGuard reads it once per optimizer step.
         finite = torch.isfinite(loss).all()
         self.all_finite = finite if self.all_finite is None else self.all_finite & finite
         return loss
+
+    def _record_data_order(self, inputs: dict[str, Any]) -> None:
+        line = {"step": self.state.global_step + 1, "rank": self.args.process_index}
+        for part, batch in inputs.items():
+            if isinstance(batch, dict) and "index" in batch:
+                line[part] = batch["index"].tolist()
+        with open(self.data_order_file, "a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
 
     def _record(self, name: str, value: torch.Tensor) -> None:
         if self.model.training:
@@ -243,14 +302,15 @@ def reference_logps(
     """
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
     order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]))
     out = [0.0] * len(items)
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        batch = pad_batch([items[i] for i in idx], pad_id)
-        logps, _ = forward_logprobs(model, {k: v.to(device) for k, v in batch.items()})
-        for i, s in zip(idx, logps.sum.tolist(), strict=True):
-            out[i] = s
+    with full_parameters(model):  # ZeRO-3: this pass runs before DeepSpeed's engine exists
+        device = next(model.parameters()).device
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = pad_batch([items[i] for i in idx], pad_id)
+            logps, _ = forward_logprobs(model, {k: v.to(device) for k, v in batch.items()})
+            for i, s in zip(idx, logps.sum.tolist(), strict=True):
+                out[i] = s
     model.train(was_training)
     return out

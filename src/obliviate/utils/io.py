@@ -69,12 +69,16 @@ def guard_output_dir(path: str | os.PathLike, markers: Iterable[str], overwrite:
     return path
 
 
+#: the file ``check_writable`` creates and removes (other ranks may glimpse it)
+WRITE_PROBE = ".write_test"
+
+
 def check_writable(path: str | os.PathLike) -> None:
     """Fail early (before training) if the output directory cannot be created or written."""
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write_test"
+        probe = path / WRITE_PROBE
         probe.write_text("ok")
         probe.unlink()
     except OSError as e:
