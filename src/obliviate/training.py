@@ -104,10 +104,12 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
             model.to(targs.device)  # this rank's device (the launcher has set it)
             # No more rows per pass than a training pass has forget rows: without gradients this
             # pass then stays below training's peak memory (NPO costs what SimNPO costs).
-            rows = targs.per_device_train_batch_size
+            ref_rows = targs.per_device_train_batch_size
             for items in (forget, alternate or []):
                 for item, lp in zip(
-                    items, reference_logps(model, items, tokenizer.pad_token_id, rows), strict=True
+                    items,
+                    reference_logps(model, items, tokenizer.pad_token_id, ref_rows),
+                    strict=True,
                 ):
                     item["ref_logp"] = lp
         train_ds: Any = ForgetRetainDataset(forget, retain, seed=int(cfg.seed), alternate=alternate)
@@ -143,8 +145,10 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
         trainer.data_order_file = out / f"data_order.rank{targs.process_index}.jsonl"
     guard.trainer = trainer
     log.info(
-        "world size %d, per-device batch %d, accumulation %d, effective batch %d, %d training items",
+        "world size %d (%s), per-device batch %d, accumulation %d, effective batch %d, "
+        "%d training items",
         targs.world_size,
+        _parallelism(trainer),
         targs.per_device_train_batch_size,
         targs.gradient_accumulation_steps,
         targs.per_device_train_batch_size * targs.gradient_accumulation_steps * targs.world_size,
@@ -185,6 +189,17 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
             ),
         )
     return out
+
+
+def _parallelism(trainer: Any) -> str:
+    """How the processes share the work, for the run log: DDP, FSDP or DeepSpeed ZeRO-N."""
+    if getattr(trainer, "is_deepspeed_enabled", False):
+        plugin = trainer.accelerator.state.deepspeed_plugin
+        return f"DeepSpeed ZeRO-{plugin.zero_stage}"
+    if getattr(trainer, "is_fsdp_enabled", False):
+        return "FSDP"
+    kind = str(trainer.accelerator.state.distributed_type).rsplit(".", 1)[-1]
+    return {"NO": "one process", "MULTI_CPU": "DDP, CPU", "MULTI_GPU": "DDP"}.get(kind, kind)
 
 
 def prepare_output_dir(out: Path, overwrite: bool, resume: Any) -> Path:

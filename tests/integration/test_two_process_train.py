@@ -84,8 +84,14 @@ def test_two_cpu_processes_log_the_losses_of_one(tmp_path):
         + [*base, f"paths.output_dir={two_dir}"]
     )
     assert two.returncode == 0, two.stderr[-3000:]
-    assert "world size 2, per-device batch 2, accumulation 1, effective batch 4" in two.stderr
-    assert "world size 1, per-device batch 2, accumulation 2, effective batch 4" in one.stderr
+    assert (
+        "world size 2 (DDP, CPU), per-device batch 2, accumulation 1, effective batch 4"
+        in two.stderr
+    )
+    assert (
+        "world size 1 (one process), per-device batch 2, accumulation 2, effective batch 4"
+        in one.stderr
+    )
 
     log1, log2 = parse_log(one_dir / "trainer_log.txt"), parse_log(two_dir / "trainer_log.txt")
     assert [r["step"] for r in log1] == [r["step"] for r in log2] == list(range(1, 11))

@@ -151,14 +151,15 @@ def _greedy_loop(
     from transformers import DynamicCache
 
     pos = (mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, P): left padding shifts positions
+    inner = getattr(model, "module", model)  # a DDP / DeepSpeed wrapper's `config` is its own
     try:  # filled in place by every forward
-        cache = DynamicCache(config=model.config)
+        cache = DynamicCache(config=inner.config)
     except TypeError:  # older 5.x signature
         cache = DynamicCache()
     # transformers renamed `past_key_values` to `cache` during 5.x; use whichever this one takes.
     key = (
         "cache"
-        if "cache" in inspect.signature(type(model).forward).parameters
+        if "cache" in inspect.signature(type(inner).forward).parameters
         else "past_key_values"
     )
     out = model(

@@ -77,44 +77,13 @@ class UnlearnTrainer(Trainer):
                     raise ValueError(
                         "under DeepSpeed ZeRO-3 the reference model needs ref_model_factory"
                     )
-                self.ref_model = self._zero3_engine(ref_model_factory())
+                self.ref_model = zero3_inference_engine(
+                    ref_model_factory(),
+                    self.accelerator.state.deepspeed_plugin.deepspeed_config,
+                    self.args,
+                )
             else:
                 self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
-
-    def _zero3_engine(self, model: torch.nn.Module) -> torch.nn.Module:
-        """Wrap a frozen model in a DeepSpeed engine that shares the run's ZeRO-3 settings but
-        has no optimizer, so every rank holds a slice of it and forwards gather the weights."""
-        import deepspeed
-
-        ds = copy.deepcopy(self.accelerator.state.deepspeed_plugin.deepspeed_config)
-        for key in ("optimizer", "scheduler"):
-            ds.pop(key, None)
-        zero = ds.setdefault("zero_optimization", {})
-        zero.pop("offload_optimizer", None)
-        cfg = getattr(model.config, "text_config", model.config)
-        h = int(getattr(cfg, "hidden_size", 0) or 0)
-        sized = {  # what HF fills in for the trained model's "auto" values
-            "reduce_bucket_size": h * h,
-            "stage3_prefetch_bucket_size": int(0.9 * h * h),
-            "stage3_param_persistence_threshold": 10 * h,
-        }
-        for key, value in sized.items():
-            if zero.get(key) == "auto" and h:
-                zero[key] = value
-        a = self.args
-        ds["train_micro_batch_size_per_gpu"] = a.per_device_train_batch_size
-        ds["gradient_accumulation_steps"] = a.gradient_accumulation_steps
-        ds["train_batch_size"] = (
-            a.per_device_train_batch_size * a.gradient_accumulation_steps * a.world_size
-        )
-        if ds.get("gradient_clipping") == "auto":
-            ds["gradient_clipping"] = a.max_grad_norm
-        for key, on in (("bf16", a.bf16), ("fp16", a.fp16)):
-            if isinstance(ds.get(key), dict) and ds[key].get("enabled") == "auto":
-                ds[key]["enabled"] = bool(on)
-        engine, *_ = deepspeed.initialize(model=model.requires_grad_(False), config=ds)
-        engine.eval()
-        return engine
 
     # ---- what a method declares -------------------------------------------------------------
     @property
@@ -314,3 +283,42 @@ def reference_logps(
                 out[i] = s
     model.train(was_training)
     return out
+
+
+def zero3_inference_engine(model: torch.nn.Module, ds_config: dict, args: Any) -> torch.nn.Module:
+    """Wrap a frozen model in a DeepSpeed engine with the run's ZeRO-3 settings but no optimizer:
+    every rank keeps a slice of the weights and each forward gathers them.
+
+    ``ds_config`` is the run's DeepSpeed config (it may still hold ``"auto"`` values, filled in
+    here the way transformers fills them for the trained model); ``args`` the TrainingArguments.
+    """
+    import deepspeed
+
+    ds = copy.deepcopy(ds_config)
+    for key in ("optimizer", "scheduler"):
+        ds.pop(key, None)
+    zero = ds.setdefault("zero_optimization", {})
+    zero.pop("offload_optimizer", None)
+    cfg = getattr(model.config, "text_config", model.config)
+    h = int(getattr(cfg, "hidden_size", 0) or 0)
+    sized = {
+        "reduce_bucket_size": h * h,
+        "stage3_prefetch_bucket_size": int(0.9 * h * h),
+        "stage3_param_persistence_threshold": 10 * h,
+    }
+    for key, value in sized.items():
+        if zero.get(key) == "auto":
+            zero[key] = value
+    ds["train_micro_batch_size_per_gpu"] = args.per_device_train_batch_size
+    ds["gradient_accumulation_steps"] = args.gradient_accumulation_steps
+    ds["train_batch_size"] = (
+        args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    )
+    if ds.get("gradient_clipping") == "auto":
+        ds["gradient_clipping"] = args.max_grad_norm
+    for key, on in (("bf16", args.bf16), ("fp16", args.fp16)):
+        if isinstance(ds.get(key), dict) and ds[key].get("enabled") == "auto":
+            ds[key]["enabled"] = bool(on)
+    engine, *_ = deepspeed.initialize(model=model.requires_grad_(False), config=ds)
+    engine.eval()
+    return engine
