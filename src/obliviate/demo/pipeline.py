@@ -32,7 +32,7 @@ DEFAULT_METHODS = ("SimNPO", "NPO", "GradDiff", "GradAscent")
 class DemoOptions:
     """What ``obliviate demo`` runs. The defaults are sized for 10 minutes on 2 CPU cores (a
     training sequence costs about 0.3-0.8 s there, an evaluation 30-60 s): 2 authors (one
-    forgotten), 5 finetuning epochs, 2 unlearning epochs, 6 items per utility split and 32-token
+    forgotten), 4 finetuning epochs, 2 unlearning epochs, 8 items per utility split and 32-token
     answers; every knob scales up (``--authors 5`` is the issue's 4 + 1 authors)."""
 
     out: Path = Path("saves/demo")
@@ -43,7 +43,7 @@ class DemoOptions:
     forget_split: str = "forget10"  # other data: TOFU's split name
     seed: int = 0
     methods: tuple[str, ...] = DEFAULT_METHODS
-    epochs: float = 5.0  # finetuning the target and the retain model
+    epochs: float = 4.0  # finetuning the target and the retain model
     lr: float = 2e-4
     batch_size: int = 16
     unlearn_epochs: float = 2.0
@@ -52,7 +52,7 @@ class DemoOptions:
     unlearn_batch_size: int = 4
     max_steps: int = -1  # every training stage; -1 = run the epochs (a positive number: smoke runs)
     eval_items: int | None = None  # first N items of each evaluation split; None = all
-    utility_items: int | None = 6  # first N of the retain / real-author / world-fact items
+    utility_items: int | None = 8  # first N of the retain / real-author / world-fact items
     max_new_tokens: int = 32  # greedy answer length for ROUGE (TOFU: 200)
     privleak: bool = False  # also score the holdout split (privleak); off to save time on CPU
     eval_batch_size: int = 32

@@ -28,6 +28,7 @@ class ScoredAnswer:
     """Teacher-forced statistics of one answer (its T answer tokens incl. the end-of-turn)."""
 
     avg_loss: float  # -(1/T) sum_t log p(a_t | q, a_<t); nan if T == 0
+    sum_logp: float  # sum_t log p(a_t | q, a_<t)
     token_logp: torch.Tensor  # (T,) float32, on CPU
     pred_ids: torch.Tensor  # (T,) argmax prediction at each answer position
     label_ids: torch.Tensor  # (T,) the answer tokens
@@ -48,20 +49,37 @@ def score_answers(
 ) -> list[ScoredAnswer]:
     """Score each (question, answer) pair under ``model`` by teacher forcing."""
     items = [encoder.encode(q, a) for q, a in pairs]
+    return score_encoded(
+        model, items, encoder.tokenizer.pad_token_id, batch_size, keep_tokens, desc
+    )
+
+
+@torch.no_grad()
+def score_encoded(
+    model: torch.nn.Module,
+    items: list[dict[str, Any]],
+    pad_id: int,
+    batch_size: int = 16,
+    keep_tokens: bool = True,
+    desc: str | None = None,
+) -> list[ScoredAnswer]:
+    """Score already-encoded items (``input_ids`` / ``labels``) in length-sorted batches (little
+    padding); results come back in the original order."""
     order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]), reverse=True)
     device = _device(model)
     out: list[ScoredAnswer | None] = [None] * len(items)
     empty = torch.empty(0)
     for start in _progress(range(0, len(order), batch_size), desc):
         idx = order[start : start + batch_size]
-        batch = pad_batch([items[i] for i in idx], encoder.tokenizer.pad_token_id)
+        batch = pad_batch([items[i] for i in idx], pad_id)
         lp, logits = forward_logprobs(model, {k: v.to(device) for k, v in batch.items()})
-        avg = (-lp.mean).tolist()
+        avg, sums = (-lp.mean).tolist(), lp.sum.tolist()
         preds = logits[:, :-1].argmax(-1) if keep_tokens else None
         for row, i in enumerate(idx):
             m = lp.mask[row]
             out[i] = ScoredAnswer(
                 avg_loss=avg[row],
+                sum_logp=sums[row],
                 token_logp=lp.token_logp[row][m].cpu() if keep_tokens else empty,
                 pred_ids=preds[row][m].cpu() if keep_tokens else empty,
                 label_ids=lp.targets[row][m].cpu() if keep_tokens else empty,

@@ -19,12 +19,11 @@ from typing import Any, ClassVar
 import torch
 from transformers import Trainer
 
-from obliviate.data.collate import pad_batch
+from obliviate.eval.scoring import score_encoded
 from obliviate.logprobs import (
     SequenceLogProbs,
     answer_window,
     forward_logits,
-    forward_logprobs,
     sequence_logprobs,
 )
 from obliviate.methods.args import MethodArgs
@@ -271,18 +270,10 @@ def reference_logps(
     """
     was_training = model.training
     model.eval()
-    order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]))
-    out = [0.0] * len(items)
     with full_parameters(model):  # ZeRO-3: this pass runs before DeepSpeed's engine exists
-        device = next(model.parameters()).device
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = pad_batch([items[i] for i in idx], pad_id)
-            logps, _ = forward_logprobs(model, {k: v.to(device) for k, v in batch.items()})
-            for i, s in zip(idx, logps.sum.tolist(), strict=True):
-                out[i] = s
+        scored = score_encoded(model, items, pad_id, batch_size, keep_tokens=False)
     model.train(was_training)
-    return out
+    return [s.sum_logp for s in scored]
 
 
 def zero3_inference_engine(model: torch.nn.Module, ds_config: dict, args: Any) -> torch.nn.Module:
