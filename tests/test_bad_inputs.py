@@ -99,6 +99,7 @@ TRAIN_CASES = [
     ("unknown config key", {"forget_splt": "forget20"}, "forget_splt"),
     ("effective batch", {"trainer.effective_batch_size": "15"}, "effective_batch_size=15"),
     ("fuse flag", {"trainer.fuse_accumulation": "maybe"}, "maybe"),
+    ("fuse count", {"trainer.fuse_accumulation": "3"}, "fuse_accumulation=3"),
     ("finetune under unlearn", {"trainer": "finetune"}, "train.yaml"),
     ("resume without checkpoints", {"trainer.args.resume_from_checkpoint": "true"}, "checkpoint"),
 ]

@@ -95,7 +95,7 @@ def test_fused_accumulation_logs_the_same_losses(compose, shared_tofu, tmp_path)
     from obliviate.training import run_training
 
     logs = {}
-    for fuse in ("true", "false"):
+    for fuse in ("true", "2", "false"):  # all 4 micro-batches per pass, 2 per pass, plain
         cfg = compose(
             [
                 "experiment=unlearn/tofu/default",
@@ -108,7 +108,7 @@ def test_fused_accumulation_logs_the_same_losses(compose, shared_tofu, tmp_path)
                 f"paths.root={tmp_path}",
                 "trainer.args.max_steps=2",
                 "trainer.args.per_device_train_batch_size=2",
-                "trainer.args.gradient_accumulation_steps=3",
+                "trainer.args.gradient_accumulation_steps=4",
                 "trainer.args.logging_steps=1",
                 f"trainer.fuse_accumulation={fuse}",
                 "trainer.method_args.beta=0.05",
@@ -121,10 +121,11 @@ def test_fused_accumulation_logs_the_same_losses(compose, shared_tofu, tmp_path)
             for line in (out / "trainer_log.txt").read_text().splitlines()
         ]
         logs[fuse] = [ln for ln in lines if "loss" in ln]
-    assert len(logs["true"]) == len(logs["false"]) == 2
-    for a, b in zip(logs["true"], logs["false"], strict=True):
-        for key in ("loss", "forget_loss", "retain_loss", "grad_norm"):
-            assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-4, abs=1e-5), key
+    assert len(logs["true"]) == len(logs["2"]) == len(logs["false"]) == 2
+    for fused in ("true", "2"):
+        for a, b in zip(logs[fused], logs["false"], strict=True):
+            for key in ("loss", "forget_loss", "retain_loss", "grad_norm"):
+                assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-4, abs=1e-5), key
     # the forget term is not saturated at beta=0.05, so this compares a real SimNPO loss
     assert float(logs["true"][0]["forget_loss"]) > 1e-3
     json.dumps(logs)

@@ -158,20 +158,39 @@ def training_arguments(
 
 
 def fuse_accumulation(cfg: DictConfig, targs: Any) -> int | None:
-    """If accumulation is fused, rewrite ``targs`` to one pass of batch x accumulation rows and
-    return the user's micro-batch size (the loss is averaged over groups of that many rows)."""
+    """If accumulation is fused, rewrite ``targs`` to passes of several micro-batches and return
+    the user's micro-batch size (the loss is averaged over groups of that many rows).
+
+    ``trainer.fuse_accumulation``: ``true`` = all micro-batches of an optimizer step in one pass;
+    an integer k = k micro-batches per pass (k divides the accumulation steps): less memory than
+    ``true``, fewer passes than ``false``; ``auto`` = ``true`` on a GPU without gradient
+    checkpointing. The maths is the same in every case.
+    """
     import torch
 
     mode = str(cfg.trainer.get("fuse_accumulation", "auto")).lower()
-    if mode not in ("auto", "true", "false"):
-        raise ConfigError(f"trainer.fuse_accumulation={mode!r}; use auto, true or false")
     ga = targs.gradient_accumulation_steps
-    on = mode == "true" or (
-        mode == "auto" and torch.cuda.is_available() and not targs.gradient_checkpointing
-    )
-    if not on or ga == 1 or cfg.mode != "unlearn":
+    if mode.isdigit():
+        k = int(mode)
+        if k < 1 or ga % k:
+            raise ConfigError(
+                f"trainer.fuse_accumulation={mode}: the micro-batches per pass must divide "
+                f"gradient_accumulation_steps={ga}; use one of "
+                f"{', '.join(str(d) for d in range(1, ga + 1) if ga % d == 0)}, true or false"
+            )
+    elif mode not in ("auto", "true", "false"):
+        raise ConfigError(
+            f"trainer.fuse_accumulation={mode!r}; use auto, true, false or a number of "
+            "micro-batches per pass"
+        )
+    else:
+        on = mode == "true" or (
+            mode == "auto" and torch.cuda.is_available() and not targs.gradient_checkpointing
+        )
+        k = ga if on else 1
+    if k == 1 or ga == 1 or cfg.mode != "unlearn":
         return None
     group = targs.per_device_train_batch_size
-    targs.per_device_train_batch_size = group * ga
-    targs.gradient_accumulation_steps = 1
+    targs.per_device_train_batch_size = group * k
+    targs.gradient_accumulation_steps = ga // k
     return group
