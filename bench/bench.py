@@ -116,7 +116,7 @@ def bench_unlearn(
     encoder: QAEncoder,
     steps: int,
     warmup: int,
-    fuse: bool,
+    fuse: int,
 ) -> dict:
     forget_rows, retain_rows = source.load("forget10"), source.load("retain90")
     forget, retain = encode_rows(encoder, forget_rows), encode_rows(encoder, retain_rows)
@@ -131,15 +131,15 @@ def bench_unlearn(
         # as run_training: as many rows per reference pass as forget rows per training pass
         for it, lp in zip(
             forget,
-            reference_logps(model, forget, encoder.tokenizer.pad_token_id, bs * ga if fuse else bs),
+            reference_logps(model, forget, encoder.tokenizer.pad_token_id, bs * fuse),
             strict=True,
         ):
             it["ref_logp"] = lp
         t_ref = time.perf_counter() - t0
     args = TrainingArguments(
         output_dir="/tmp/obliviate_bench",
-        per_device_train_batch_size=bs * ga if fuse else bs,
-        gradient_accumulation_steps=1 if fuse else ga,
+        per_device_train_batch_size=bs * fuse,  # `fuse` micro-batches per pass
+        gradient_accumulation_steps=ga // fuse,
         learning_rate=5e-5,
         max_steps=warmup + steps,
         bf16=device == "cuda",
@@ -162,7 +162,7 @@ def bench_unlearn(
         method_args=margs,
         callbacks=[timer],
     )
-    trainer.loss_group_size = bs if fuse else None
+    trainer.loss_group_size = bs if fuse > 1 else None
     trainer.train()
     dts = [b - a for a, b in zip(timer.times[warmup - 1 : -1], timer.times[warmup:], strict=True)]
     s_step = sum(dts) / len(dts)
@@ -181,7 +181,7 @@ def bench_unlearn(
     steps_per_epoch = math.ceil(len(forget) / 16)
     return {
         "method": method,
-        "fused_accumulation": fuse,
+        "micro_batches_per_pass": fuse,
         "per_device_batch": bs,
         "grad_accum": ga,
         "effective_batch": 16,
@@ -260,6 +260,14 @@ def main() -> None:
     ap.add_argument(
         "--no-fuse", action="store_true", help="also measure plain (unfused) accumulation"
     )
+    ap.add_argument(
+        "--fuse",
+        type=int,
+        nargs="+",
+        default=None,
+        help="micro-batches per pass to measure (divisors of 8; 8 = fused, 1 = plain; "
+        "default 8, plus 1 with --no-fuse)",
+    )
     ap.add_argument("--skip-eval", action="store_true")
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--eval-batch-size", type=int, default=None)
@@ -274,6 +282,9 @@ def main() -> None:
     )
     ap.add_argument("--out", default=None, help="also write the JSON here")
     a = ap.parse_args()
+    bad = [k for k in a.fuse or [] if k < 1 or 8 % k]
+    if bad:
+        ap.error(f"--fuse {bad[0]}: micro-batches per pass must divide 8 (1, 2, 4 or 8)")
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     gpu = device == "cuda"
@@ -299,7 +310,7 @@ def main() -> None:
     if not a.skip_train:
         result["unlearn"] = []
         for method in a.methods:
-            for fuse in [True, False] if a.no_fuse else [True]:
+            for fuse in a.fuse or ([8, 1] if a.no_fuse else [8]):
                 result["unlearn"].append(
                     bench_unlearn(method, device, source, encoder, steps, warmup, fuse)
                 )

@@ -9,7 +9,7 @@ import shlex
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import CONFIG_DIR, compose_config
+from conftest import CONFIG_DIR, REPO_ROOT, compose_config
 from obliviate import config as C
 from obliviate.data import tofu
 from obliviate.errors import ConfigError
@@ -382,3 +382,19 @@ def test_missing_task_name_is_a_config_error():
     cfg = compose_config(["experiment=unlearn/tofu/default"])
     with pytest.raises(ConfigError, match="task_name"):
         C.require_task_name(cfg)
+
+
+def test_deepspeed_offload_config_declares_its_optimizer():
+    """ZeRO with the optimizer offloaded to CPU refuses transformers' (torch) AdamW
+    ("ZeRO-Offload with a client provided optimizer"); the config must declare one so DeepSpeed
+    builds its CPU Adam, and the accelerate config must point at this file."""
+    import json
+
+    acc = json.loads((REPO_ROOT / "configs/accelerate/zero_stage3_offload_config.json").read_text())
+    assert acc["distributed_type"] == "DEEPSPEED"
+    ds_path = REPO_ROOT / acc["deepspeed_config"]["deepspeed_config_file"]
+    ds = json.loads(ds_path.read_text())
+    assert ds["zero_optimization"]["stage"] == 3
+    assert ds["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
+    assert ds["optimizer"]["type"] == "AdamW"
+    assert set(ds["optimizer"]["params"].values()) == {"auto"}  # filled from trainer.args

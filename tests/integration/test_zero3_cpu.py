@@ -40,3 +40,23 @@ def test_zero3_partitioned_model_matches_the_plain_model(tmp_path):
         assert res["engine_diff"] < 1e-4, res
         assert res["score_diff"] < 1e-5, res
         assert res["same_generations"], res
+
+
+@pytest.mark.slow  # DeepSpeed compiles its CPU Adam on first use (about a minute)
+def test_offload_config_trains_with_deepspeeds_cpu_adam(tmp_path):
+    """configs/accelerate/zero_stage3_offload_deepspeed.json offloads the optimizer to CPU;
+    DeepSpeed then refuses a client (torch) optimizer, so the config declares one."""
+    worker = Path(__file__).with_name("zero3_worker.py")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1"]
+        + [str(worker), "offload", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    res = json.loads((tmp_path / "offload0.json").read_text())
+    assert res["optimizer"] == "DeepSpeedCPUAdam", res
+    assert res["losses"][1] < res["losses"][0], res  # the step changed the weights

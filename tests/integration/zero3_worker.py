@@ -100,5 +100,45 @@ def main(out: Path) -> None:
     )
 
 
+def offload_step(out: Path) -> None:
+    """One optimizer step with the repository's ZeRO-3 offload config (the "auto" values filled
+    as transformers fills them): DeepSpeed must build its CPU Adam, not refuse the optimizer."""
+    deepspeed.init_distributed(dist_backend="gloo")
+    config = json.loads(
+        (REPO / "configs/accelerate/zero_stage3_offload_deepspeed.json").read_text()
+    )
+    filled = {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.01}
+    config["optimizer"]["params"] = {k: filled[k] for k in config["optimizer"]["params"]}
+    config.update(
+        train_micro_batch_size_per_gpu=1,
+        gradient_accumulation_steps=1,
+        train_batch_size=dist.get_world_size(),
+        gradient_clipping=1.0,
+        bf16={"enabled": False},
+    )
+    for key in ("reduce_bucket_size", "stage3_prefetch_bucket_size"):
+        config["zero_optimization"][key] = 10_000
+    config["zero_optimization"]["stage3_param_persistence_threshold"] = 1_000
+    model = build_tiny_model(init_seed=2)
+    engine, optimizer, *_ = deepspeed.initialize(
+        model=model, model_parameters=model.parameters(), config=config
+    )
+    ids = torch.arange(2, 14)[None]
+    losses = []
+    for _ in range(2):
+        loss = engine(input_ids=ids, labels=ids).loss
+        engine.backward(loss)
+        engine.step()
+        losses.append(loss.item())
+    Path(out, f"offload{dist.get_rank()}.json").write_text(
+        json.dumps({"optimizer": type(optimizer.optimizer).__name__, "losses": losses})
+    )
+
+
+REPO = Path(__file__).resolve().parents[2]
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    if sys.argv[1] == "offload":
+        offload_step(Path(sys.argv[2]))
+    else:
+        main(Path(sys.argv[1]))
