@@ -240,9 +240,7 @@ def shard_map(fn: Callable[[list[T]], list[R]], items: list[T]) -> list[R]:
 
 
 def is_main_process() -> bool:
-    import torch.distributed as dist
-
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    return D.world()[0] == 0
 
 
 def _as_list(x: Any) -> list[int]:
