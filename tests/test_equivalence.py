@@ -91,11 +91,12 @@ def test_precomputed_reference_logps_equal_a_reference_forward(model, encoder):
         assert lp == pytest.approx(direct, rel=1e-5, abs=1e-4)
 
 
-def test_fused_accumulation_logs_the_same_losses(compose, shared_tofu, tmp_path):
+def test_fused_accumulation_logs_the_same_losses(compose, shared_tofu, tmp_path, caplog):
     from obliviate.training import run_training
 
     logs = {}
     for fuse in ("true", "2", "false"):  # all 4 micro-batches per pass, 2 per pass, plain
+        caplog.clear()
         cfg = compose(
             [
                 "experiment=unlearn/tofu/default",
@@ -115,7 +116,10 @@ def test_fused_accumulation_logs_the_same_losses(compose, shared_tofu, tmp_path)
             ],
             "unlearn.yaml",
         )
-        out = run_training(cfg)
+        with caplog.at_level("INFO", logger="obliviate"):
+            out = run_training(cfg)
+        # the run log states the user's batch and accumulation, fused or not
+        assert "per-device batch 2, accumulation 4, effective batch 8" in caplog.text, fuse
         lines = [
             dict(kv.split("=") for kv in line.split())
             for line in (out / "trainer_log.txt").read_text().splitlines()

@@ -144,20 +144,26 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
     if cfg.trainer.get("record_data_order"):
         trainer.data_order_file = out / f"data_order.rank{targs.process_index}.jsonl"
     guard.trainer = trainer
+    # The user's micro-batch and accumulation (fusion only regroups them into fewer passes).
+    fused = targs.per_device_train_batch_size // group if group else 1
+    micro, accum = (
+        targs.per_device_train_batch_size // fused,
+        targs.gradient_accumulation_steps * fused,
+    )
     log.info(
         "world size %d (%s), per-device batch %d, accumulation %d, effective batch %d, "
         "%d training items",
         targs.world_size,
         _parallelism(trainer),
-        targs.per_device_train_batch_size,
-        targs.gradient_accumulation_steps,
-        targs.per_device_train_batch_size * targs.gradient_accumulation_steps * targs.world_size,
+        micro,
+        accum,
+        micro * accum * targs.world_size,
         n_train,
     )
     if group:
         log.info(
             "fused accumulation: %d micro-batches of %d per pass (trainer.fuse_accumulation=false to turn off)",
-            targs.per_device_train_batch_size // group,
+            fused,
             group,
         )
 
