@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -32,6 +33,25 @@ Runs and evaluations already on disk are reused (pass overwrite=true to redo the
 """
 
 
+PLAIN_OPTIONS = (
+    ("--authors", "builtin data: authors"),
+    ("--forget-authors", "builtin data: authors to forget, the last ones"),
+    ("--forget-split", "other data: the TOFU forget split"),
+    ("--seed", "seed of the data, every training stage and the retain pairing"),
+    ("--epochs", "finetuning epochs, target and retain model"),
+    ("--lr", "finetuning learning rate"),
+    ("--batch-size", "finetuning batch"),
+    ("--unlearn-epochs", "unlearning epochs, every method"),
+    ("--unlearn-lr", "unlearning learning rate, every method"),
+    ("--unlearn-batch-size", "unlearning batch (forget items; each paired with a retain item)"),
+    ("--warmup-epochs", "learning-rate warm-up of every training stage, in epochs"),
+    ("--max-steps", "cap every training stage at N optimizer steps (smoke runs; -1 = the epochs)"),
+    ("--max-new-tokens", "greedy answer length for ROUGE (TOFU uses 200)"),
+    ("--eval-batch-size", "teacher-forced scoring batch"),
+    ("--generation-batch-size", "greedy generation batch"),
+)
+
+
 def demo_parser() -> argparse.ArgumentParser:
     from obliviate.demo.pipeline import DEFAULT_METHODS, DemoOptions
 
@@ -48,62 +68,15 @@ def demo_parser() -> argparse.ArgumentParser:
         default=d.data,
         help="builtin (generated authors), a folder of TOFU JSON lines, or a Hub id (default %(default)s)",
     )
-    p.add_argument(
-        "--authors", type=int, default=d.authors, help="builtin data: authors (default %(default)s)"
-    )
-    p.add_argument(
-        "--forget-authors", type=int, default=d.forget_authors,
-        help="builtin data: authors to forget, the last ones (default %(default)s)",
-    )  # fmt: skip
-    p.add_argument(
-        "--forget-split", default=d.forget_split,
-        help="other data: the TOFU forget split (default %(default)s)",
-    )  # fmt: skip
-    p.add_argument("--seed", type=int, default=d.seed)
+    # Options that map one to one onto a DemoOptions field: type and default come from the field.
+    for flag, text in PLAIN_OPTIONS:
+        default = getattr(d, flag[2:].replace("-", "_"))
+        p.add_argument(
+            flag, type=type(default), default=default, help=f"{text} (default %(default)s)"
+        )
     p.add_argument(
         "--methods", default=",".join(DEFAULT_METHODS),
         help="comma-separated unlearning methods (default %(default)s)",
-    )  # fmt: skip
-    p.add_argument(
-        "--epochs",
-        type=float,
-        default=d.epochs,
-        help="finetuning epochs, target and retain model (default %(default)s)",
-    )
-    p.add_argument(
-        "--lr", type=float, default=d.lr, help="finetuning learning rate (default %(default)s)"
-    )
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=d.batch_size,
-        help="finetuning batch (default %(default)s)",
-    )
-    p.add_argument(
-        "--unlearn-epochs",
-        type=float,
-        default=d.unlearn_epochs,
-        help="unlearning epochs, every method (default %(default)s)",
-    )
-    p.add_argument(
-        "--unlearn-lr",
-        type=float,
-        default=d.unlearn_lr,
-        help="unlearning learning rate, every method (default %(default)s)",
-    )
-    p.add_argument(
-        "--unlearn-batch-size",
-        type=int,
-        default=d.unlearn_batch_size,
-        help="unlearning batch (forget items; each paired with a retain item) (default %(default)s)",
-    )
-    p.add_argument(
-        "--warmup-epochs", type=float, default=d.warmup_epochs,
-        help="learning-rate warm-up of every training stage, in epochs (default %(default)s)",
-    )  # fmt: skip
-    p.add_argument(
-        "--max-steps", type=int, default=d.max_steps,
-        help="cap every training stage at N optimizer steps (smoke runs; default -1 = the epochs)",
     )  # fmt: skip
     p.add_argument(
         "--eval-items", type=int, default=d.eval_items or 0,
@@ -114,22 +87,6 @@ def demo_parser() -> argparse.ArgumentParser:
         help="of those, at most N retain / real-author / world-fact items for model_utility; 0 = all "
         "(default %(default)s)",
     )  # fmt: skip
-    p.add_argument(
-        "--max-new-tokens", type=int, default=d.max_new_tokens,
-        help="greedy answer length for ROUGE (TOFU uses 200; default %(default)s)",
-    )  # fmt: skip
-    p.add_argument(
-        "--eval-batch-size",
-        type=int,
-        default=d.eval_batch_size,
-        help="teacher-forced scoring batch (default %(default)s)",
-    )
-    p.add_argument(
-        "--generation-batch-size",
-        type=int,
-        default=d.generation_batch_size,
-        help="greedy generation batch (default %(default)s)",
-    )
     p.add_argument(
         "--privleak", action="store_true",
         help="also score the holdout split for privleak (the membership-attack metric)",
@@ -160,34 +117,15 @@ def demo_main(argv: list[str]) -> int:
 
         if not torch.cuda.is_available():
             raise ConfigError("--device cuda, but no CUDA device is visible; use --device cpu")
-    opts = DemoOptions(
-        out=args.out,
-        model=args.model,
-        data=args.data,
-        authors=args.authors,
-        forget_authors=args.forget_authors,
-        forget_split=args.forget_split,
-        seed=args.seed,
+    fields = {f.name for f in dataclasses.fields(DemoOptions)}
+    values = {k: v for k, v in vars(args).items() if k in fields}
+    values.update(
         methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        unlearn_epochs=args.unlearn_epochs,
-        unlearn_lr=args.unlearn_lr,
-        unlearn_batch_size=args.unlearn_batch_size,
-        max_steps=args.max_steps,
-        warmup_epochs=args.warmup_epochs,
-        eval_items=args.eval_items or None,
+        eval_items=args.eval_items or None,  # 0 on the command line = all
         utility_items=args.utility_items or None,
-        max_new_tokens=args.max_new_tokens,
-        eval_batch_size=args.eval_batch_size,
-        generation_batch_size=args.generation_batch_size,
-        privleak=args.privleak,
-        device=args.device,
-        bf16=args.bf16,
-        fresh=args.fresh,
         extra=list(args.extra),
     )
+    opts = DemoOptions(**values)
     run_demo(opts)
     return 0
 
