@@ -12,12 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hydra import compose as hydra_compose
-from hydra import initialize_config_dir
 from omegaconf import DictConfig
 
+from obliviate.config import CONFIG_DIR  # noqa: F401  (tests read the YAML files through it)
+from obliviate.launch import compose as compose_named
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIR = REPO_ROOT / "configs"
 # The benchmark's TOFU copy lives beside the repository (../shared/tofu from the repo root).
 SHARED_TOFU = REPO_ROOT.parent / "shared" / "tofu"
 SHARED_TOFU_FILES = ("forget01.json", "retain99.json", "full.json")
@@ -195,8 +195,7 @@ def mini_tofu(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def compose_config(overrides: list[str], config_name: str = "unlearn.yaml") -> DictConfig:
     """Compose ``configs/<config_name>`` with command-line style overrides (Hydra compose API)."""
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return hydra_compose(config_name, overrides=list(overrides))
+    return compose_named(config_name.removesuffix(".yaml"), list(overrides))
 
 
 @pytest.fixture

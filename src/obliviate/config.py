@@ -6,6 +6,7 @@ import dataclasses
 import difflib
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 from hydra.utils import get_class
@@ -13,6 +14,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from obliviate.errors import ConfigError
+
+#: The Hydra configs ship inside the package (``configs`` at the repository root links here), so an
+#: installed obliviate composes the same configs from any folder.
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 # Keys of trainer.args that are ours, not TrainingArguments'.
 EXTRA_TRAINER_ARGS = ("warmup_epochs",)

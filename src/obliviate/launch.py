@@ -19,9 +19,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from obliviate.config import CONFIG_DIR
 from obliviate.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 GROUPS = ("model", "trainer", "experiment")
 
 

@@ -18,27 +18,13 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from obliviate.errors import ConfigError
+from obliviate.config import CONFIG_DIR  # noqa: F401  (re-exported for the demo)
+from obliviate.launch import compose  # noqa: F401  (the one way to compose a config)
 from obliviate.utils.io import atomic_write_json
 
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"
 MARKER = "demo_stage.json"
 #: the file whose presence means a stage's result is complete
 RESULT = {"train": "model.safetensors", "eval": "TOFU_EVAL.json"}
-
-
-def compose(config_name: str, overrides: list[str]) -> DictConfig:
-    """``configs/<config_name>.yaml`` with command-line style overrides (Hydra's compose API)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.errors import HydraException
-
-    try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            return hydra_compose(config_name, overrides=list(overrides))
-    except HydraException as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"{config_name}.yaml with {' '.join(overrides)}: {first}") from e
 
 
 def _version() -> str:
