@@ -193,7 +193,7 @@ def relaunch_cpu_processes(argv: list[str]) -> None:
     threads = max(1, (os.cpu_count() or 1) // n)
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads))}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}"]
-    cmd += [sys.argv[0], *argv]
+    cmd += sys.argv  # the same command line (src/train.py ... or obliviate train ...), in N processes
     logging.getLogger("obliviate").info(
         "accelerate launch --cpu starts one process; starting the %d requested CPU processes "
         "(gloo) with torch.distributed.run",
