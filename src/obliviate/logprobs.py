@@ -6,6 +6,10 @@ and labels right by one. Positions whose label is -100 (prompt, padding) carry n
 ``forward_logprobs`` runs the model and applies the LM head only from the first position that
 predicts a labelled token on (``logits_to_keep``): with Llama-3's 128k vocabulary the prompt's
 logits are most of a TOFU forward pass's memory and time, and they are never used.
+
+``score_encoded`` is the batched teacher-forced scoring loop over many items: the evaluation
+scores answers with it and the NPO-style methods their reference log-probs, so it lives here,
+below both (methods do not import the evaluation).
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from obliviate.data.collate import pad_batch
 from obliviate.data.formatting import IGNORE_INDEX
 
 
@@ -98,3 +104,55 @@ def forward_logprobs(
     start = answer_window(batch["labels"])
     logits = forward_logits(model, batch["input_ids"], batch["attention_mask"], start)
     return sequence_logprobs(logits, batch["labels"][:, start:]), logits
+
+
+@dataclass
+class ScoredAnswer:
+    """Teacher-forced statistics of one answer (its T answer tokens incl. the end-of-turn)."""
+
+    avg_loss: float  # -(1/T) sum_t log p(a_t | q, a_<t); nan if T == 0
+    sum_logp: float  # sum_t log p(a_t | q, a_<t)
+    token_logp: torch.Tensor  # (T,) float32, on CPU
+    pred_ids: torch.Tensor  # (T,) argmax prediction at each answer position
+    label_ids: torch.Tensor  # (T,) the answer tokens
+
+
+@torch.no_grad()
+def score_encoded(
+    model: torch.nn.Module,
+    items: list[dict[str, Any]],
+    pad_id: int,
+    batch_size: int = 16,
+    keep_tokens: bool = True,
+    desc: str | None = None,
+) -> list[ScoredAnswer]:
+    """Score already-encoded items (``input_ids`` / ``labels``) in length-sorted batches (little
+    padding); results come back in the original order. ``desc`` shows a progress bar."""
+    order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]), reverse=True)
+    device = next(model.parameters()).device
+    out: list[ScoredAnswer | None] = [None] * len(items)
+    empty = torch.empty(0)
+    for start in progress_bar(range(0, len(order), batch_size), desc):
+        idx = order[start : start + batch_size]
+        batch = pad_batch([items[i] for i in idx], pad_id)
+        lp, logits = forward_logprobs(model, {k: v.to(device) for k, v in batch.items()})
+        avg, sums = (-lp.mean).tolist(), lp.sum.tolist()
+        preds = logits[:, :-1].argmax(-1) if keep_tokens else None  # (B, T'-1)
+        for row, i in enumerate(idx):
+            m = lp.mask[row]
+            out[i] = ScoredAnswer(
+                avg_loss=avg[row],
+                sum_logp=sums[row],
+                token_logp=lp.token_logp[row][m].cpu() if keep_tokens else empty,
+                pred_ids=preds[row][m].cpu() if keep_tokens else empty,
+                label_ids=lp.targets[row][m].cpu() if keep_tokens else empty,
+            )
+    return out  # type: ignore[return-value]
+
+
+def progress_bar(it: Any, desc: str | None) -> Any:
+    if desc is None:
+        return it
+    from tqdm.auto import tqdm
+
+    return tqdm(it, desc=desc, leave=False)

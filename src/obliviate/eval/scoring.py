@@ -1,37 +1,26 @@
 """Model-facing evaluation passes: teacher-forced answer scoring and greedy generation.
 
 Both run over all sequences of a split in length-sorted batches (little padding) and return
-results in the original order. Scoring uses the shared ``sequence_logprobs`` helper, the same
-one the losses use.
+results in the original order. Scoring is ``obliviate.logprobs.score_encoded``, the loop the
+NPO-style methods also use for their reference log-probs (re-exported here with
+``ScoredAnswer``).
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 
 from obliviate.data.collate import pad_batch
 from obliviate.data.formatting import QAEncoder
-from obliviate.logprobs import forward_logprobs
+from obliviate.logprobs import ScoredAnswer, progress_bar, score_encoded
 from obliviate.utils import dist as D
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-@dataclass
-class ScoredAnswer:
-    """Teacher-forced statistics of one answer (its T answer tokens incl. the end-of-turn)."""
-
-    avg_loss: float  # -(1/T) sum_t log p(a_t | q, a_<t); nan if T == 0
-    sum_logp: float  # sum_t log p(a_t | q, a_<t)
-    token_logp: torch.Tensor  # (T,) float32, on CPU
-    pred_ids: torch.Tensor  # (T,) argmax prediction at each answer position
-    label_ids: torch.Tensor  # (T,) the answer tokens
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -52,39 +41,6 @@ def score_answers(
     return score_encoded(
         model, items, encoder.tokenizer.pad_token_id, batch_size, keep_tokens, desc
     )
-
-
-@torch.no_grad()
-def score_encoded(
-    model: torch.nn.Module,
-    items: list[dict[str, Any]],
-    pad_id: int,
-    batch_size: int = 16,
-    keep_tokens: bool = True,
-    desc: str | None = None,
-) -> list[ScoredAnswer]:
-    """Score already-encoded items (``input_ids`` / ``labels``) in length-sorted batches (little
-    padding); results come back in the original order."""
-    order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]), reverse=True)
-    device = _device(model)
-    out: list[ScoredAnswer | None] = [None] * len(items)
-    empty = torch.empty(0)
-    for start in _progress(range(0, len(order), batch_size), desc):
-        idx = order[start : start + batch_size]
-        batch = pad_batch([items[i] for i in idx], pad_id)
-        lp, logits = forward_logprobs(model, {k: v.to(device) for k, v in batch.items()})
-        avg, sums = (-lp.mean).tolist(), lp.sum.tolist()
-        preds = logits[:, :-1].argmax(-1) if keep_tokens else None
-        for row, i in enumerate(idx):
-            m = lp.mask[row]
-            out[i] = ScoredAnswer(
-                avg_loss=avg[row],
-                sum_logp=sums[row],
-                token_logp=lp.token_logp[row][m].cpu() if keep_tokens else empty,
-                pred_ids=preds[row][m].cpu() if keep_tokens else empty,
-                label_ids=lp.targets[row][m].cpu() if keep_tokens else empty,
-            )
-    return out  # type: ignore[return-value]
 
 
 @torch.no_grad()
@@ -113,7 +69,7 @@ def greedy_generate(
         {encoder.eot_id, *(_as_list(getattr(model.generation_config, "eos_token_id", None)))}
     )
     out = [""] * len(prompts)
-    for start in _progress(range(0, len(order), batch_size), desc):
+    for start in progress_bar(range(0, len(order), batch_size), desc):
         idx = order[start : start + batch_size]
         batch = pad_batch([{"input_ids": prompts[i]} for i in idx], tok.pad_token_id, side="left")
         ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
@@ -247,11 +203,3 @@ def _as_list(x: Any) -> list[int]:
     if x is None:
         return []
     return list(x) if isinstance(x, (list, tuple)) else [int(x)]
-
-
-def _progress(it: Any, desc: str | None) -> Any:
-    if desc is None:
-        return it
-    from tqdm.auto import tqdm
-
-    return tqdm(it, desc=desc, leave=False)

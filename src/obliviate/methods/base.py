@@ -19,11 +19,11 @@ from typing import Any, ClassVar
 import torch
 from transformers import Trainer
 
-from obliviate.eval.scoring import score_encoded
 from obliviate.logprobs import (
     SequenceLogProbs,
     answer_window,
     forward_logits,
+    score_encoded,
     sequence_logprobs,
 )
 from obliviate.methods.args import MethodArgs
