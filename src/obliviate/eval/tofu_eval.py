@@ -11,7 +11,7 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -30,13 +30,25 @@ from obliviate.eval.scoring import (
 log = logging.getLogger("obliviate")
 METRIC_VERSION = "obliviate-tofu-1"
 
-# (output prefix, data key, which answer is "true" for the truth ratio, truth-ratio aggregator)
+
+class Split(NamedTuple):
+    """One evaluated split and how metrics.md scores it."""
+
+    prefix: str  # output key prefix: forget, retain, ra, wf
+    key: str  # key of its rows in the evaluation data
+    true_key: str  # the "true" answer of the truth ratio: paraphrased (forget, retain) or answer
+    aggregator: str  # truth-ratio aggregate: closer_to_1 (forget) or true_better (the others)
+
+
 SPLITS = (
-    ("forget", "forget", "paraphrased_answer", "closer_to_1"),
-    ("retain", "retain", "paraphrased_answer", "true_better"),
-    ("ra", "real_authors", "answer", "true_better"),
-    ("wf", "world_facts", "answer", "true_better"),
+    Split("forget", "forget", "paraphrased_answer", "closer_to_1"),
+    Split("retain", "retain", "paraphrased_answer", "true_better"),
+    Split("ra", "real_authors", "answer", "true_better"),
+    Split("wf", "world_facts", "answer", "true_better"),
 )
+UTILITY_DATA_KEYS = ("retain", "real_authors", "world_facts")
+#: min-k% membership attack: share of lowest-probability answer tokens (metrics.md, k = 0.4)
+MIN_K = 0.4
 
 # Headline metrics: (key, direction shown to users)
 HEADLINE = (
@@ -113,20 +125,82 @@ def evaluate_model(
         model.train(was_training)
 
 
-def _evaluate(model, encoder, data, settings, retain_log) -> dict[str, Any]:
+def _evaluate(
+    model: torch.nn.Module,
+    encoder: QAEncoder,
+    data: dict[str, list[dict[str, Any]]],
+    settings: EvalSettings,
+    retain_log: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The evaluation as a story: generate, score each split, then the forget-side and
+    aggregate metrics. Key order of the result follows open-unlearning's TOFU_EVAL.json."""
+    rows_by = _capped_rows(data, settings)
+    gens_by = _generate(model, encoder, rows_by, settings)
+    res: dict[str, Any] = {}
+    forget_answers: list[ScoredAnswer] = []
+    for split in SPLITS:
+        rows = rows_by[split.key]
+        answers, true_sc, false_sc = _score_split(model, encoder, split, rows, settings)
+        res.update(_probability_metrics(split, answers, true_sc, false_sc))
+        res.update(_truth_ratio_metric(split, true_sc, false_sc))
+        with _timed(settings.timings, "rouge"):
+            res[f"{split.prefix}_Q_A_ROUGE"] = _rouge_metric(rows, gens_by[split.prefix])
+        if split.prefix == "forget":
+            forget_answers = answers
+    res.update(_memorisation_metrics(forget_answers, encoder.eot_id))
+    res["model_utility"] = _model_utility_metric(res)
+    res["forget_quality"] = _forget_quality_metric(res["forget_truth_ratio"], settings, retain_log)
+    holdout = rows_by.get("holdout")
+    if holdout:
+        hold_sc = _score_pairs(model, encoder, holdout, "answer", "holdout", settings)
+        res.update(_privacy_metrics(forget_answers, hold_sc, retain_log))
+    elif not any("holdout" in note for note in settings.notes):
+        settings.notes.append(
+            "no holdout split available: mia_min_k and privleak skipped (no made-up reference)"
+        )
+    res["eval_info"] = _eval_info(encoder, settings, rows_by)
+    return res
+
+
+def metric(
+    agg_value: float | None, per_item: list[dict[str, Any]] | None = None, **info: Any
+) -> dict[str, Any]:
+    """One metric entry of TOFU_EVAL.json: ``agg_value``, then ``info`` (aggregator, notes,
+    counts), then for per-item metrics ``value_by_index`` (keyed by the item's index in its
+    split, as open-unlearning's logs) and their count ``n``."""
+    entry: dict[str, Any] = {"agg_value": agg_value, **info}
+    if per_item is not None:
+        entry["value_by_index"] = {str(i): v for i, v in enumerate(per_item)}
+        entry["n"] = len(per_item)
+    return entry
+
+
+def _capped_rows(
+    data: dict[str, list[dict[str, Any]]], settings: EvalSettings
+) -> dict[str, list[dict[str, Any]]]:
+    """Rows per split after ``max_items`` (every split) and ``utility_items`` (utility only)."""
     cap = settings.max_items
     rows_by = {k: (v[:cap] if cap else v) for k, v in data.items()}
     if settings.utility_items:
-        for key in ("retain", "real_authors", "world_facts"):
+        for key in UTILITY_DATA_KEYS:
             rows_by[key] = rows_by[key][: settings.utility_items]
-    res: dict[str, Any] = {}
-    bs = settings.batch_size
+    return rows_by
 
-    def desc(s: str) -> str | None:
-        return s if settings.progress and is_main_process() else None
 
-    # Greedy generations (for ROUGE) of all splits in one length-sorted pool: fewer, fuller batches.
-    questions = [(prefix, r["question"]) for prefix, key, _, _ in SPLITS for r in rows_by[key]]
+def _desc(settings: EvalSettings, text: str) -> str | None:
+    """A progress-bar label, on the main process only."""
+    return text if settings.progress and is_main_process() else None
+
+
+def _generate(
+    model: torch.nn.Module,
+    encoder: QAEncoder,
+    rows_by: dict[str, list[dict[str, Any]]],
+    settings: EvalSettings,
+) -> dict[str, list[str]]:
+    """Greedy generations (for ROUGE) per split prefix. All splits go through one
+    length-sorted pool: fewer, fuller batches."""
+    questions = [(s.prefix, r["question"]) for s in SPLITS for r in rows_by[s.key]]
     with _timed(settings.timings, "generation"):
         flat = shard_map(
             lambda part: greedy_generate(
@@ -134,199 +208,228 @@ def _evaluate(model, encoder, data, settings, retain_log) -> dict[str, Any]:
                 encoder,
                 part,
                 settings.max_new_tokens,
-                settings.generation_batch_size or bs,
-                desc=desc("generating"),
+                settings.generation_batch_size or settings.batch_size,
+                desc=_desc(settings, "generating"),
                 stats=settings.timings,
             ),
             [q for _, q in questions],
         )
-    gens_by: dict[str, list[str]] = {prefix: [] for prefix, *_ in SPLITS}
+    gens_by: dict[str, list[str]] = {s.prefix: [] for s in SPLITS}
     for (prefix, _), g in zip(questions, flat, strict=True):
         gens_by[prefix].append(g)
+    return gens_by
 
-    scored_answer: dict[str, list[ScoredAnswer]] = {}
-    for prefix, key, true_key, aggregator in SPLITS:
-        rows = rows_by[key]
-        n = len(rows)
-        k_false = len(rows[0]["perturbed_answer"])
-        # One length-sorted scoring pass over every sequence of the split.
-        pairs = [(r["question"], r["answer"]) for r in rows]
-        if true_key != "answer":
-            pairs += [(r["question"], r[true_key]) for r in rows]
-        pairs += [(r["question"], p) for r in rows for p in r["perturbed_answer"]]
-        with _timed(settings.timings, "scoring"):
-            scored = shard_map(
-                lambda part, p=prefix: score_answers(
-                    model, encoder, part, bs, desc=desc(f"scoring {p}")
-                ),
-                pairs,
-            )
-        ans = scored[:n]
-        true_sc = ans if true_key == "answer" else scored[n : 2 * n]
-        pert_sc = scored[len(pairs) - n * k_false :]
-        scored_answer[prefix] = ans
 
-        avg_ans = np.array([s.avg_loss for s in ans])
-        avg_true = np.array([s.avg_loss for s in true_sc])
-        avg_false = np.array([s.avg_loss for s in pert_sc]).reshape(n, k_false)
+def _score_pairs(
+    model: torch.nn.Module,
+    encoder: QAEncoder,
+    rows: list[dict[str, Any]],
+    answer_key: str,
+    name: str,
+    settings: EvalSettings,
+) -> list[ScoredAnswer]:
+    """Teacher-forced scores of (question, row[answer_key]) for each row."""
+    return _score(model, encoder, [(r["question"], r[answer_key]) for r in rows], name, settings)
 
-        prob = M.probability(avg_ans)
-        res[f"{prefix}_Q_A_Prob"] = {
-            "agg_value": _mean([_num(p) for p in prob]),
-            "value_by_index": {
-                str(i): {"prob": _num(prob[i]), "avg_loss": _num(avg_ans[i])} for i in range(n)
-            },
-            "n": n,
-        }
-        if true_key != "answer":
-            p_para = M.probability(avg_true)
-            res[f"{prefix}_Q_A_PARA_Prob"] = {
-                "agg_value": _mean([_num(p) for p in p_para]),
-                "value_by_index": {
-                    str(i): {"prob": _num(p_para[i]), "avg_loss": _num(avg_true[i])}
-                    for i in range(n)
-                },
-                "n": n,
-            }
-        p_pert = M.probability(avg_false)  # (n, K)
-        res[f"{prefix}_Q_A_PERT_Prob"] = {
-            "agg_value": float(np.nanmean(p_pert)),
-            "value_by_index": {
-                str(i): {
-                    "prob": [_num(x) for x in p_pert[i]],
-                    "avg_loss": [_num(x) for x in avg_false[i]],
-                }
-                for i in range(n)
-            },
-            "n": n,
-        }
-        if prefix in ("ra", "wf"):
-            norm = M.normalised_probability(avg_ans, avg_false)
-            res[f"{prefix}_Q_A_Prob_normalised"] = {
-                "agg_value": _mean([_num(x) for x in norm]),
-                "value_by_index": {str(i): {"prob": _num(norm[i])} for i in range(n)},
-                "n": n,
-            }
-        tr = M.truth_ratio(avg_true, avg_false)
-        ok = ~np.isnan(tr)
-        agg = (
-            M.truth_ratio_closer_to_1 if aggregator == "closer_to_1" else M.truth_ratio_true_better
+
+def _score(
+    model: torch.nn.Module,
+    encoder: QAEncoder,
+    pairs: list[tuple[str, str]],
+    name: str,
+    settings: EvalSettings,
+) -> list[ScoredAnswer]:
+    with _timed(settings.timings, "scoring"):
+        return shard_map(
+            lambda part: score_answers(
+                model, encoder, part, settings.batch_size, desc=_desc(settings, f"scoring {name}")
+            ),
+            pairs,
         )
-        tr_key = "forget_truth_ratio" if prefix == "forget" else f"{prefix}_Truth_Ratio"
-        res[tr_key] = {
-            "agg_value": agg(tr[ok]) if ok.any() else None,
-            "aggregator": aggregator,
-            "value_by_index": {str(i): {"score": _num(tr[i])} for i in range(n)},
-            "n": n,
-        }
 
-        # ROUGE-L recall of the greedy generations (made above, all splits pooled).
-        gens = gens_by[prefix]
-        truths = [r["answer"] for r in rows]
-        with _timed(settings.timings, "rouge"):
-            rs = M.rouge_scores(gens, truths)
-        res[f"{prefix}_Q_A_ROUGE"] = {
-            "agg_value": float(np.mean([r["rougeL_recall"] for r in rs])),
-            "value_by_index": {
-                str(i): {
-                    **rs[i],
-                    "input": rows[i]["question"],
-                    "ground_truth": truths[i],
-                    "generation": gens[i],
-                }
-                for i in range(n)
-            },
-            "n": n,
-        }
 
-    # Memorisation of the forget answers (end-of-turn excluded).
-    eot = encoder.eot_id
-    em, es = {}, {}
-    for i, s in enumerate(scored_answer["forget"]):
-        pred, lab = _answer_tokens(s, eot)
-        em[str(i)] = {"score": _num(M.exact_memorization(pred, lab))}
-        es[str(i)] = {"score": _num(M.extraction_strength(pred, lab))}
-    n_f = len(scored_answer["forget"])
-    res["exact_memorization"] = {
-        "agg_value": _mean([v["score"] for v in em.values()]),
-        "value_by_index": em,
-        "n": n_f,
-    }
-    res["extraction_strength"] = {
-        "agg_value": _mean([v["score"] for v in es.values()]),
-        "value_by_index": es,
-        "n": n_f,
-    }
+def _score_split(
+    model: torch.nn.Module,
+    encoder: QAEncoder,
+    split: Split,
+    rows: list[dict[str, Any]],
+    settings: EvalSettings,
+) -> tuple[list[ScoredAnswer], list[ScoredAnswer], list[list[ScoredAnswer]]]:
+    """Scores of each row's answer, its "true" answer (the paraphrase, or the answer itself)
+    and its K perturbed answers ((n, K) nested), in one length-sorted pass over the split."""
+    n = len(rows)
+    pairs = [(r["question"], r["answer"]) for r in rows]
+    if split.true_key != "answer":
+        pairs += [(r["question"], r[split.true_key]) for r in rows]
+    pairs += [(r["question"], p) for r in rows for p in r["perturbed_answer"]]
+    scored = _score(model, encoder, pairs, split.prefix, settings)
+    answers = scored[:n]
+    true_sc = answers if split.true_key == "answer" else scored[n : 2 * n]
+    k_false = len(rows[0]["perturbed_answer"])
+    flat_false = scored[len(pairs) - n * k_false :]
+    false_sc = [flat_false[i * k_false : (i + 1) * k_false] for i in range(n)]
+    return answers, true_sc, false_sc
 
-    # Model utility: harmonic mean of the nine retain / real-author / world-fact numbers.
-    parts = {k: res[k]["agg_value"] for k in M.MODEL_UTILITY_KEYS}
-    res["model_utility"] = {
-        "agg_value": M.model_utility(parts) if all(v is not None for v in parts.values()) else None,
-        "components": parts,
-    }
 
-    # forget_quality: KS test against the retain model's per-item forget truth ratios.
-    forget_tr = np.array(
-        [v["score"] for v in res["forget_truth_ratio"]["value_by_index"].values()], dtype=float
+def _avg_losses(scored: list[ScoredAnswer]) -> np.ndarray:
+    return np.array([s.avg_loss for s in scored])
+
+
+def _false_avg_losses(false_sc: list[list[ScoredAnswer]]) -> np.ndarray:
+    """(n, K) average NLL of the perturbed answers."""
+    return np.array([[s.avg_loss for s in row] for row in false_sc])
+
+
+def _prob_items(avg_loss: np.ndarray) -> list[dict[str, Any]]:
+    prob = M.probability(avg_loss)
+    return [{"prob": _num(p), "avg_loss": _num(a)} for p, a in zip(prob, avg_loss, strict=True)]
+
+
+def _probability_metrics(
+    split: Split,
+    answers: list[ScoredAnswer],
+    true_sc: list[ScoredAnswer],
+    false_sc: list[list[ScoredAnswer]],
+) -> dict[str, Any]:
+    """Q_A_Prob (answer), Q_A_PARA_Prob (paraphrase, where it is the true answer), Q_A_PERT_Prob
+    (perturbed answers) and, for real authors / world facts, the normalised probability."""
+    out: dict[str, Any] = {}
+    items = _prob_items(_avg_losses(answers))
+    out[f"{split.prefix}_Q_A_Prob"] = metric(_mean([v["prob"] for v in items]), items)
+    if split.true_key != "answer":
+        items = _prob_items(_avg_losses(true_sc))
+        out[f"{split.prefix}_Q_A_PARA_Prob"] = metric(_mean([v["prob"] for v in items]), items)
+    avg_false = _false_avg_losses(false_sc)  # (n, K)
+    p_pert = M.probability(avg_false)  # (n, K)
+    pert_items = [
+        {"prob": [_num(x) for x in p_row], "avg_loss": [_num(x) for x in a_row]}
+        for p_row, a_row in zip(p_pert, avg_false, strict=True)
+    ]
+    out[f"{split.prefix}_Q_A_PERT_Prob"] = metric(float(np.nanmean(p_pert)), pert_items)
+    if split.prefix in ("ra", "wf"):
+        norm = M.normalised_probability(_avg_losses(answers), avg_false)
+        norm_items = [{"prob": _num(x)} for x in norm]
+        out[f"{split.prefix}_Q_A_Prob_normalised"] = metric(
+            _mean([v["prob"] for v in norm_items]), norm_items
+        )
+    return out
+
+
+def _truth_ratio_metric(
+    split: Split, true_sc: list[ScoredAnswer], false_sc: list[list[ScoredAnswer]]
+) -> dict[str, Any]:
+    """Per-item truth ratios R = P_false / P_true and the split's aggregate: closer_to_1 on
+    forget, true_better on the others (metrics.md)."""
+    tr = M.truth_ratio(_avg_losses(true_sc), _false_avg_losses(false_sc))  # (n,)
+    ok = ~np.isnan(tr)
+    aggregate = (
+        M.truth_ratio_closer_to_1
+        if split.aggregator == "closer_to_1"
+        else M.truth_ratio_true_better
     )
-    fq: dict[str, Any] = {
-        "agg_value": None,
-        "n": n_f,
-        "retain_logs_path": settings.retain_logs_path,
-    }
-    if retain_log is not None:
-        ref = RL.retain_truth_ratios(
-            retain_log,
-            settings.retain_logs_path or "?",
-            settings.forget_split,
-            n_f,
-            settings.max_items,
+    key = "forget_truth_ratio" if split.prefix == "forget" else f"{split.prefix}_Truth_Ratio"
+    return {
+        key: metric(
+            aggregate(tr[ok]) if ok.any() else None,
+            [{"score": _num(r)} for r in tr],
+            aggregator=split.aggregator,
         )
-        ours = forget_tr[~np.isnan(forget_tr)]
-        fq["agg_value"] = M.forget_quality(ours, ref[~np.isnan(ref)])
-        fq["n_retain"] = int((~np.isnan(ref)).sum())
-    else:
-        fq["note"] = "no retain log: forget_quality not computed; " + RL.how_to_make(
+    }
+
+
+def _rouge_metric(rows: list[dict[str, Any]], gens: list[str]) -> dict[str, Any]:
+    """ROUGE-L recall of the greedy generations against the ground-truth answers."""
+    truths = [r["answer"] for r in rows]
+    scores = M.rouge_scores(gens, truths)
+    items = [
+        {**sc, "input": r["question"], "ground_truth": t, "generation": g}
+        for sc, r, t, g in zip(scores, rows, truths, gens, strict=True)
+    ]
+    return metric(float(np.mean([sc["rougeL_recall"] for sc in scores])), items)
+
+
+def _memorisation_metrics(forget_answers: list[ScoredAnswer], eot_id: int) -> dict[str, Any]:
+    """Exact memorisation and extraction strength of the forget answers (end-of-turn excluded)."""
+    em, es = [], []
+    for s in forget_answers:
+        pred, lab = _answer_tokens(s, eot_id)
+        em.append({"score": _num(M.exact_memorization(pred, lab))})
+        es.append({"score": _num(M.extraction_strength(pred, lab))})
+    return {
+        "exact_memorization": metric(_mean([v["score"] for v in em]), em),
+        "extraction_strength": metric(_mean([v["score"] for v in es]), es),
+    }
+
+
+def _model_utility_metric(res: dict[str, Any]) -> dict[str, Any]:
+    """Harmonic mean of the nine retain / real-author / world-fact aggregates."""
+    parts = {k: res[k]["agg_value"] for k in M.MODEL_UTILITY_KEYS}
+    complete = all(v is not None for v in parts.values())
+    return metric(M.model_utility(parts) if complete else None, components=parts)
+
+
+def _forget_quality_metric(
+    forget_truth_ratio: dict[str, Any], settings: EvalSettings, retain_log: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Two-sided KS p-value between our per-item forget truth ratios and the retain model's;
+    without a retain log, null and a note that says how to make one."""
+    scores = [v["score"] for v in forget_truth_ratio["value_by_index"].values()]
+    forget_tr = np.array(scores, dtype=float)
+    n_f = len(forget_tr)
+    info: dict[str, Any] = {"n": n_f, "retain_logs_path": settings.retain_logs_path}
+    if retain_log is None:
+        note = "no retain log: forget_quality not computed; " + RL.how_to_make(
             settings.model_name, settings.retain_split
         )
-    res["forget_quality"] = fq
+        return metric(None, **info, note=note)
+    ref = RL.retain_truth_ratios(
+        retain_log,
+        settings.retain_logs_path or "?",
+        settings.forget_split,
+        n_f,
+        settings.max_items,
+    )
+    ours = forget_tr[~np.isnan(forget_tr)]
+    value = M.forget_quality(ours, ref[~np.isnan(ref)])
+    return metric(value, **info, n_retain=int((~np.isnan(ref)).sum()))
 
-    # Privacy: min-k% membership attack, forget (members) vs holdout (non-members).
-    holdout = rows_by.get("holdout")
-    if holdout:
-        with _timed(settings.timings, "scoring"):
-            hold_sc = shard_map(
-                lambda part: score_answers(model, encoder, part, bs, desc=desc("scoring holdout")),
-                [(r["question"], r["answer"]) for r in holdout],
-            )
-        mem = np.array([M.min_k_score(s.token_logp.numpy(), 0.4) for s in scored_answer["forget"]])
-        non = np.array([M.min_k_score(s.token_logp.numpy(), 0.4) for s in hold_sc])
-        auc = M.roc_auc(mem, non)
-        res["mia_min_k"] = {"agg_value": auc, "k": 0.4, "n_forget": len(mem), "n_holdout": len(non)}
-        auc_ret = RL.retain_mia_auc(retain_log) if retain_log else None
-        res["privleak"] = {
-            "agg_value": M.privleak(auc, auc_ret) if auc_ret is not None else None,
-            "note": None
-            if auc_ret is not None
-            else "needs the retain log's mia_min_k (AUC_retain)",
-        }
-    elif not any("holdout" in note for note in settings.notes):
-        settings.notes.append(
-            "no holdout split available: mia_min_k and privleak skipped (no made-up reference)"
-        )
 
-    res["eval_info"] = {
+def _privacy_metrics(
+    forget_answers: list[ScoredAnswer],
+    holdout_answers: list[ScoredAnswer],
+    retain_log: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """min-k% membership attack AUC, forget (members) vs holdout (non-members), and privleak
+    against the retain model's AUC (null without it: no made-up reference)."""
+    mem = np.array([M.min_k_score(s.token_logp.numpy(), MIN_K) for s in forget_answers])
+    non = np.array([M.min_k_score(s.token_logp.numpy(), MIN_K) for s in holdout_answers])
+    auc = M.roc_auc(mem, non)
+    auc_ret = RL.retain_mia_auc(retain_log) if retain_log else None
+    if auc_ret is None:
+        leak = metric(None, note="needs the retain log's mia_min_k (AUC_retain)")
+    else:
+        leak = metric(M.privleak(auc, auc_ret), note=None)
+    return {
+        "mia_min_k": metric(auc, k=MIN_K, n_forget=len(mem), n_holdout=len(non)),
+        "privleak": leak,
+    }
+
+
+def _eval_info(
+    encoder: QAEncoder, settings: EvalSettings, rows_by: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """What the numbers were computed on: checked when this log serves as a retain log."""
+    return {
         "metric_version": METRIC_VERSION,
         "forget_split": settings.forget_split,
         "max_items": settings.max_items,
         "utility_items": settings.utility_items,
         "max_new_tokens": settings.max_new_tokens,
-        "n_per_split": {prefix: len(rows_by[key]) for prefix, key, _, _ in SPLITS},
+        "n_per_split": {s.prefix: len(rows_by[s.key]) for s in SPLITS},
         "system_prompt": encoder.fmt.system_prompt,
         "date_string": encoder.fmt.date_string,
         "notes": settings.notes,
     }
-    return res
 
 
 @contextlib.contextmanager
