@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from obliviate.errors import ConfigError
+from obliviate.utils.dist import launched
 
 #: The Hydra configs ship inside the package (``configs`` at the repository root links here), so an
 #: installed obliviate composes the same configs from any folder.
@@ -64,7 +64,8 @@ def _raw_trainer_args(cfg: DictConfig) -> dict[str, Any]:
 
 
 def current_world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    """Processes as the launcher started them (1 for a plain ``python`` run)."""
+    return launched()[1]
 
 
 def check_trainer_args(cfg: DictConfig) -> None:
@@ -85,16 +86,66 @@ def check_trainer_args(cfg: DictConfig) -> None:
         raise ConfigError(
             "trainer.args.max_steps=0 trains nothing; use -1 (train num_train_epochs) or a positive number"
         )
-    for key in ("per_device_train_batch_size", "gradient_accumulation_steps"):
-        try:
-            ok = int(raw.get(key, 1)) >= 1
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise ConfigError(f"trainer.args.{key}={raw.get(key)} must be an integer >= 1")
-    if not float(raw.get("learning_rate", 1.0)) > 0:
-        raise ConfigError(f"trainer.args.learning_rate={raw.get('learning_rate')} must be > 0")
+    if raw.get("max_steps", -1) != -1:
+        _whole("trainer.args.max_steps", raw["max_steps"], 1, "(or -1: train num_train_epochs)")
+    for key in TRAINER_COUNTS:
+        if raw.get(key) is not None or key in TRAINER_COUNTS_REQUIRED:
+            _whole(f"trainer.args.{key}", raw.get(key, 1), 1)
+    for key, (low, strict) in TRAINER_REALS.items():
+        if raw.get(key) is not None:
+            _real(f"trainer.args.{key}", raw[key], low, strict)
+    if raw.get("warmup_steps") is not None:
+        _whole("trainer.args.warmup_steps", raw["warmup_steps"], 0)
     accumulation_for(cfg)
+
+
+# Whole-number trainer.args that count something (>= 1); the first two always have a value.
+TRAINER_COUNTS = (
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "per_device_eval_batch_size",
+    "logging_steps",
+    "eval_steps",
+    "save_steps",
+)
+TRAINER_COUNTS_REQUIRED = ("per_device_train_batch_size", "gradient_accumulation_steps")
+# Real-valued trainer.args: (lowest value, whether the lowest itself is refused).
+TRAINER_REALS = {
+    "learning_rate": (0.0, True),
+    "num_train_epochs": (0.0, True),
+    "warmup_epochs": (0.0, False),
+    "weight_decay": (0.0, False),
+    "max_grad_norm": (0.0, False),
+}
+# eval.* settings that may be null (= a default) or a whole number >= 1.
+EVAL_COUNTS = ("max_items", "utility_items", "batch_size", "generation_batch_size")
+
+
+def check_numeric_settings(cfg: DictConfig) -> None:
+    """The lengths and counts outside ``trainer.args`` (``data.*``, ``eval.*``), shared by
+    training (evaluation during training) and evaluation: one ``error:`` line before any work."""
+    data = cfg.get("data") or {}
+    if "max_length" in data:
+        _whole("data.max_length", data.get("max_length"), 1)
+    ev = cfg.get("eval") or {}
+    if "max_new_tokens" in ev:
+        _whole("eval.max_new_tokens", ev.get("max_new_tokens"), 1)
+    for key in EVAL_COUNTS:
+        if ev.get(key) is not None:
+            _whole(f"eval.{key}", ev.get(key), 1, "(or null for the default)")
+
+
+def _whole(key: str, value: Any, low: int, alternative: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(
+            f"{key}={value} must be a whole number >= {low}" + (f" {alternative}" if alternative else "")
+        )
+
+
+def _real(key: str, value: Any, low: float, strict: bool) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < low or (strict and value == low):
+        raise ConfigError(f"{key}={value} must be a number {'>' if strict else '>='} {low:g}")
 
 
 def accumulation_for(cfg: DictConfig, world: int | None = None) -> int:

@@ -1,5 +1,5 @@
 """The training story shared by finetuning and unlearning:
-validate -> data -> model -> trainer -> train -> save (model, tokenizer, config, receipt)."""
+preflight -> data -> model -> trainer -> train -> save (model, tokenizer, config, receipt)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,106 +16,105 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback, set_seed
 
 from obliviate import config as C
-from obliviate.data import idk, tofu
+from obliviate.data import tofu
 from obliviate.data.collate import PairCollator
-from obliviate.data.datasets import ForgetRetainDataset, QADataset, encode_rows
+from obliviate.data.datasets import encode_rows
 from obliviate.data.formatting import ChatFormat, QAEncoder, prepare_tokenizer
 from obliviate.errors import ConfigError
-from obliviate.methods.base import reference_logps
+from obliviate.methods.base import TrainData, reference_logps
 from obliviate.models.loading import check_model_path, load_model, load_tokenizer
-from obliviate.models.lora import MERGED_DIR, apply_lora, lora_settings, save_merged
+from obliviate.models.lora import MERGED_DIR, LoraSettings, apply_lora, lora_settings, save_merged
+from obliviate.utils.dist import launched
 from obliviate.utils.io import WRITE_PROBE, atomic_write_json, atomic_write_text, check_writable
 from obliviate.utils.receipt import make_receipt, rows_sha256
 
 log = logging.getLogger("obliviate")
 
+#: training rows assumed by ``preflight`` when the data size is only known once loaded (a local
+#: folder): it only affects ``warmup_epochs`` -> ``warmup_steps``, recomputed by ``run_training``
+PLACEHOLDER_ROWS = 1
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What ``preflight`` checked, handed to the steps of ``run_training`` that follow."""
+
+    mode: str  # "unlearn" or "finetune"
+    method_cls: type
+    method_args: Any
+    lora: LoraSettings | None  # None = train all weights
+    splits: list[str]  # to load: [forget, retain, "full"] or [train split]
+    out: Path
+    resume: str | bool | None  # for trainer.train(resume_from_checkpoint=...)
+    training_args: Any  # TrainingArguments for ``n_train`` rows (or the placeholder)
+    loss_group_size: int | None  # rows per user micro-batch when accumulation is fused
+    n_train: int | None  # training rows as the split names tell them; None = known once loaded
+
+
+def preflight(cfg: DictConfig, n_train: int | None = None) -> RunPlan:
+    """Every check of a training run that needs neither data nor weights: task name, method
+    class and arguments, trainer arguments, split pair, the data folder (local data) or built-in
+    set, the model path, LoRA settings, the run folder, and the TrainingArguments themselves.
+
+    Touches no network, loads no data or model, creates and deletes no file; a mistake raises
+    ConfigError with one line. ``n_train`` overrides the training-set size the split names give
+    (TOFU on the Hub, the built-in set); for a local folder it is a placeholder until loaded.
+    """
+    C.require_task_name(cfg)
+    mode = str(cfg.mode)
+    method_cls = check_mode(C.method_class(cfg), mode)
+    margs = C.method_args(cfg, method_cls)
+    lora = lora_settings(cfg.model)
+    C.check_trainer_args(cfg)
+    C.check_numeric_settings(cfg)
+    if mode == "unlearn":
+        tofu.check_split_pair(cfg.forget_split, cfg.retain_split)
+        splits = [str(cfg.forget_split), str(cfg.retain_split), "full"]
+    else:
+        splits = [str(cfg.train_split)]
+    known = tofu.check_source(cfg, splits)
+    check_model_path(cfg.model.model_args.get("pretrained_model_name_or_path"))
+    out = Path(cfg.paths.output_dir)
+    raw_resume = cfg.trainer.args.get("resume_from_checkpoint")
+    check_output_dir(out, bool(cfg.overwrite), raw_resume)
+    resume = resolve_resume(raw_resume, out)
+    n_train = n_train or known
+    targs, group = training_arguments(cfg, n_train or PLACEHOLDER_ROWS)
+    return RunPlan(mode, method_cls, margs, lora, splits, out, resume, targs, group, n_train)
+
 
 def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None) -> Path:
     # 1. Everything a user can get wrong is checked before data or weights are touched.
-    C.require_task_name(cfg)
-    mode = cfg.mode
-    method_cls = C.method_class(cfg)
-    if getattr(method_cls, "mode", mode) != mode:
-        raise ConfigError(
-            f"trainer={method_cls.__name__} is a {method_cls.mode} method but this is a {mode} config; "
-            + (
-                "use --config-name=train.yaml"
-                if method_cls.mode == "finetune"
-                else "use --config-name=unlearn.yaml"
-            )
-        )
-    margs = C.method_args(cfg, method_cls)
-    lora = lora_settings(cfg.model)  # None = train all weights
-    C.check_trainer_args(cfg)
-    resume = cfg.trainer.args.get("resume_from_checkpoint")
-    source = tofu.TofuSource.from_config(cfg)
-    if mode == "unlearn":
-        tofu.check_split_pair(cfg.forget_split, cfg.retain_split)
-        splits = [cfg.forget_split, cfg.retain_split, "full"]
-    else:
-        splits = [str(cfg.train_split)]
-    source.check_folder(splits)
-    check_model_path(cfg.model.model_args.get("pretrained_model_name_or_path"))
-    out = prepare_output_dir(Path(cfg.paths.output_dir), bool(cfg.overwrite), resume)
-    resume = resolve_resume(resume, out)
-    warn_if_multi_gpu_without_launcher()
+    plan = preflight(cfg)
 
-    # 2. Data (validated; forget/retain author-disjoint and complementary).
-    rows = {s: source.load(s) for s in splits}
-    for s, r in rows.items():
-        tofu.validate_rows(r, s)
-    if mode == "unlearn":
-        tofu.check_disjoint(
-            rows[cfg.forget_split],
-            rows[cfg.retain_split],
-            rows["full"],
-            (cfg.forget_split, cfg.retain_split),
-        )
-    n_train = len(rows[cfg.forget_split if mode == "unlearn" else cfg.train_split])
-    bf16 = str(cfg.model.model_args.get("dtype")) == "bfloat16" and torch.cuda.is_available()
-    targs = C.training_arguments(cfg, n_train, bf16_default=bf16)
-    group = C.fuse_accumulation(cfg, targs)
-    if C.current_world_size() > 1 and targs.world_size == 1:
-        raise ConfigError(
-            f"launched as {C.current_world_size()} processes but no process group formed, so each would train "
-            "alone into the same folder; on CPU use ACCELERATE_USE_CPU=true accelerate launch --config_file "
-            "configs/accelerate/default_config.yaml --num_processes N src/train.py ..."
-        )
+    # 2. Data (validated; forget/retain author-disjoint and complementary), then the run folder.
+    rows = load_rows(cfg, plan)
+    n_train = len(rows[plan.splits[0]])
+    targs, group = plan.training_args, plan.loss_group_size
+    if n_train != plan.n_train:  # the warm-up in epochs needs the real size
+        targs, group = training_arguments(cfg, n_train)
+    out = prepare_output_dir(plan.out, bool(cfg.overwrite), plan.resume)
 
     # 3. Model and tokenizer.
     set_seed(int(cfg.seed))
     fmt = ChatFormat.from_config(cfg.model.template)
     tokenizer = prepare_tokenizer(load_tokenizer(cfg.model), fmt)
     model = load_model(cfg.model)
-    if lora is not None:
-        model = apply_lora(model, lora)
+    if plan.lora is not None:
+        model = apply_lora(model, plan.lora)
     encoder = QAEncoder(tokenizer, fmt, max_length=int(cfg.data.max_length))
 
-    # 4. Datasets, tokenised once.
-    if mode == "unlearn":
-        forget = encode_rows(encoder, rows[cfg.forget_split])
-        retain = encode_rows(encoder, rows[cfg.retain_split])
-        alternate = None
-        if getattr(method_cls, "needs_refusals", False):  # IdkDPO: a refusal per forget question
-            refusals = idk.load_refusals(getattr(margs, "idk_path", None))
-            alternate = encode_rows(
-                encoder, idk.refusal_rows(rows[cfg.forget_split], refusals, seed=int(cfg.seed))
-            )
-        if method_cls.needs_ref_logps:
-            model.to(targs.device)  # this rank's device (the launcher has set it)
-            # No more rows per pass than a training pass has forget rows: without gradients this
-            # pass then stays below training's peak memory (NPO costs what SimNPO costs).
-            ref_rows = targs.per_device_train_batch_size
-            for items in (forget, alternate or []):
-                for item, lp in zip(
-                    items,
-                    reference_logps(model, items, tokenizer.pad_token_id, ref_rows),
-                    strict=True,
-                ):
-                    item["ref_logp"] = lp
-        train_ds: Any = ForgetRetainDataset(forget, retain, seed=int(cfg.seed), alternate=alternate)
-    else:
-        train_ds = QADataset(encode_rows(encoder, rows[cfg.train_split]))
+    # 4. The method builds its training set (e.g. reference log-probs, refusal answers).
+    train_ds = plan.method_cls.build_train_dataset(
+        TrainData(
+            train_rows=rows[plan.splits[0]],
+            retain_rows=rows[plan.splits[1]] if plan.mode == "unlearn" else None,
+            encode=lambda r: encode_rows(encoder, r),
+            reference_logps=reference_scorer(model, targs, tokenizer.pad_token_id),
+            seed=int(cfg.seed),
+        ),
+        plan.method_args,
+    )
 
     # 5. Trainer.
     guard = FiniteLossGuard()
@@ -123,16 +123,22 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
         from obliviate.eval.hook import make_training_eval_hook
 
         eval_hook = make_training_eval_hook(cfg, tokenizer, encoder)
-    trainer = method_cls(
+    trainer = plan.method_cls(
         model=model,
         args=targs,
         train_dataset=train_ds,
         eval_dataset=train_ds if eval_hook else None,  # never read: evaluate() runs the TOFU hook
         data_collator=PairCollator(tokenizer.pad_token_id),
         processing_class=tokenizer,
-        method_args=margs,
+        method_args=plan.method_args,
         eval_hook=eval_hook,
         ref_model_factory=lambda: load_model(cfg.model),  # only ZeRO-3 needs a second load
+        loss_group_size=group,
+        data_order_file=(
+            out / f"data_order.rank{targs.process_index}.jsonl"
+            if cfg.trainer.get("record_data_order")
+            else None
+        ),
         callbacks=[
             EpochCallback(train_ds),
             TrainerLogFile(out / "trainer_log.txt"),
@@ -140,16 +146,79 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
             *(callbacks or []),
         ],
     )
-    trainer.loss_group_size = group
-    if cfg.trainer.get("record_data_order"):
-        trainer.data_order_file = out / f"data_order.rank{targs.process_index}.jsonl"
     guard.trainer = trainer
-    # The user's micro-batch and accumulation (fusion only regroups them into fewer passes).
+    log_batch_shape(trainer, group, n_train)
+
+    # 6. Train and save.
+    trainer.train(resume_from_checkpoint=plan.resume)
+    if guard.bad_step is not None:
+        raise TrainingDiverged(guard.describe(out))
+    # Every rank calls save_model: under DeepSpeed ZeRO-3 / FSDP it gathers the sharded weights
+    # collectively (rank 0 alone would wait forever); Trainer writes on the main process only.
+    trainer.save_model(str(out))  # with LoRA: the adapter
+    if trainer.is_world_process_zero():
+        save_run_files(cfg, plan, trainer, tokenizer, rows)
+    return out
+
+
+def check_mode(method_cls: type, mode: str) -> type:
+    """A method meets the data its config mode makes: forget/retain pairs, or plain QA."""
+    if getattr(method_cls, "mode", mode) != mode:
+        fix = "train.yaml" if method_cls.mode == "finetune" else "unlearn.yaml"
+        raise ConfigError(
+            f"trainer={method_cls.__name__} is a {method_cls.mode} method but this is a {mode} "
+            f"config; use --config-name={fix}"
+        )
+    return method_cls
+
+
+def training_arguments(cfg: DictConfig, n_train: int) -> tuple[Any, int | None]:
+    """TrainingArguments for ``n_train`` rows, fused where asked, on one GPU unless launched
+    as several processes, and the rows per user micro-batch when fused (else None)."""
+    bf16 = str(cfg.model.model_args.get("dtype")) == "bfloat16" and torch.cuda.is_available()
+    targs = C.training_arguments(cfg, n_train, bf16_default=bf16)
+    group = C.fuse_accumulation(cfg, targs)
+    processes = launched()[1]
+    if processes > 1 and targs.world_size == 1:
+        raise ConfigError(
+            f"launched as {processes} processes but no process group formed, so each would train "
+            "alone into the same folder; on CPU use ACCELERATE_USE_CPU=true accelerate launch --config_file "
+            "configs/accelerate/default_config.yaml --num_processes N src/train.py ..."
+        )
+    one_gpu_unless_launched(targs)
+    return targs, group
+
+
+def load_rows(cfg: DictConfig, plan: RunPlan) -> dict[str, list[dict[str, Any]]]:
+    """The splits the run trains on, validated (and, unlearning, checked author-disjoint)."""
+    source = tofu.TofuSource.from_config(cfg)
+    rows = {s: source.load(s) for s in plan.splits}
+    for split, r in rows.items():
+        tofu.validate_rows(r, split)
+    if plan.mode == "unlearn":
+        forget, retain, full = plan.splits
+        tofu.check_disjoint(rows[forget], rows[retain], rows[full], (forget, retain))
+    return rows
+
+
+def reference_scorer(model: torch.nn.Module, targs: Any, pad_id: int) -> Any:
+    """``items -> log pi_ref(y|x)`` of the model as loaded (before any training step)."""
+
+    def score(items: list[dict[str, Any]]) -> list[float]:
+        model.to(targs.device)  # this rank's device (the launcher has set it)
+        # No more rows per pass than a training pass has forget rows: without gradients this
+        # pass then stays below training's peak memory (NPO costs what SimNPO costs).
+        return reference_logps(model, items, pad_id, targs.per_device_train_batch_size)
+
+    return score
+
+
+def log_batch_shape(trainer: Any, group: int | None, n_train: int) -> None:
+    """The run log states the user's micro-batch and accumulation (fusion only regroups them)."""
+    targs = trainer.args
     fused = targs.per_device_train_batch_size // group if group else 1
-    micro, accum = (
-        targs.per_device_train_batch_size // fused,
-        targs.gradient_accumulation_steps * fused,
-    )
+    micro = targs.per_device_train_batch_size // fused
+    accum = targs.gradient_accumulation_steps * fused
     log.info(
         "world size %d (%s), per-device batch %d, accumulation %d, effective batch %d, "
         "%d training items",
@@ -167,34 +236,30 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
             group,
         )
 
-    # 6. Train and save.
-    trainer.train(resume_from_checkpoint=resume)
-    if guard.bad_step is not None:
-        raise TrainingDiverged(guard.describe(out))
-    # Every rank calls save_model: under DeepSpeed ZeRO-3 / FSDP it gathers the sharded weights
-    # collectively (rank 0 alone would wait forever); Trainer writes on the main process only.
-    trainer.save_model(str(out))  # with LoRA: the adapter
-    if trainer.is_world_process_zero():
-        if lora is not None and lora.merge:
-            save_merged(trainer.model, out / MERGED_DIR, tokenizer)
-        resolved = OmegaConf.to_yaml(cfg, resolve=True)
-        atomic_write_text(out / "obliviate_config.yaml", resolved)
-        atomic_write_json(
-            out / "receipt.json",
-            make_receipt(
-                int(cfg.seed),
-                {s: rows_sha256(r) for s, r in rows.items()},
-                mode=mode,
-                method=method_cls.__name__,
-                method_args=vars(margs),
-                lora=vars(lora) if lora is not None else None,
-                start_model=cfg.model.model_args.get("pretrained_model_name_or_path")
-                or f"built-in {cfg.model.name}",
-                world_size=targs.world_size,
-                global_steps=trainer.state.global_step,
-            ),
-        )
-    return out
+
+def save_run_files(
+    cfg: DictConfig, plan: RunPlan, trainer: Any, tokenizer: Any, rows: dict[str, list]
+) -> None:
+    """Main process: the merged LoRA model (if asked), the resolved config and the receipt."""
+    out = plan.out
+    if plan.lora is not None and plan.lora.merge:
+        save_merged(trainer.model, out / MERGED_DIR, tokenizer)
+    atomic_write_text(out / "obliviate_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    atomic_write_json(
+        out / "receipt.json",
+        make_receipt(
+            int(cfg.seed),
+            {s: rows_sha256(r) for s, r in rows.items()},
+            mode=plan.mode,
+            method=plan.method_cls.__name__,
+            method_args=vars(plan.method_args),
+            lora=vars(plan.lora) if plan.lora is not None else None,
+            start_model=cfg.model.model_args.get("pretrained_model_name_or_path")
+            or f"built-in {cfg.model.name}",
+            world_size=trainer.args.world_size,
+            global_steps=trainer.state.global_step,
+        ),
+    )
 
 
 def _parallelism(trainer: Any) -> str:
@@ -208,13 +273,39 @@ def _parallelism(trainer: Any) -> str:
     return {"NO": "one process", "MULTI_CPU": "DDP, CPU", "MULTI_GPU": "DDP"}.get(kind, kind)
 
 
+def check_output_dir(out: Path, overwrite: bool, resume: Any) -> None:
+    """Read-only: the run folder may be (re)used and written. Nothing is created or deleted."""
+    if not overwrite and not resume and _holds_files(out):
+        raise ConfigError(
+            f"run folder '{out}' already exists and is not empty; pass overwrite=true to replace it, "
+            "or choose another task_name"
+        )
+    # The nearest folder that exists must be writable (the run folder is made inside it).
+    parent = out
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        problem = f"'{parent}' is a file"
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        problem = f"'{parent}' is read-only"
+    else:
+        return
+    raise ConfigError(
+        f"output directory '{out}' is not writable ({problem}); choose another paths.output_dir"
+    )
+
+
+def _holds_files(out: Path) -> bool:
+    return out.is_dir() and any(p.name != WRITE_PROBE for p in out.iterdir())
+
+
 def prepare_output_dir(out: Path, overwrite: bool, resume: Any) -> Path:
     """Refuse to mix a new run into an old one; ``overwrite=true`` clears the folder first."""
     # Under a launcher only rank 0 decides and clears: another rank looking while rank 0 deletes
     # and recreates the folder could see a half-cleared one and stop alone, hanging the others.
     # Every rank sees the same folder before anyone clears it, so a refusal happens on all ranks.
-    main = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
-    holds = out.exists() and any(p.name != WRITE_PROBE for p in out.iterdir())
+    main = launched()[0] == 0
+    holds = _holds_files(out)
     if (main or not overwrite) and holds and not resume:
         if not overwrite:
             raise ConfigError(
@@ -245,18 +336,25 @@ def resolve_resume(resume: Any, out: Path) -> str | bool | None:
     return str(resume)
 
 
-def warn_if_multi_gpu_without_launcher() -> None:
-    """A plain ``python`` run on a multi-GPU box would silently become DataParallel in HF."""
-    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if n > 1 and "WORLD_SIZE" not in os.environ:
-        log.warning(
-            "warning: %d GPUs are visible but no distributed launcher was used; run "
-            "`accelerate launch --config_file configs/accelerate/default_config.yaml --num_processes %d src/train.py ...` "
-            "to use them, or set CUDA_VISIBLE_DEVICES=0. Training on one GPU.",
-            n,
-            n,
-        )
-        os.environ.setdefault("CUDA_VISIBLE_DEVICES", "0")
+def one_gpu_unless_launched(targs: Any) -> None:
+    """A plain ``python`` run on a multi-GPU box would silently become ``DataParallel`` in
+    Trainer (it wraps the model when ``n_gpu > 1``). Train on the first GPU instead and say so.
+
+    No environment variable is set: ``CUDA_VISIBLE_DEVICES`` is read once, when CUDA starts, and
+    CUDA has started by now (TrainingArguments counted the GPUs), so setting it here would change
+    nothing. Trainer itself pins ``n_gpu`` this way for model parallelism.
+    """
+    if launched()[1] > 1 or targs.n_gpu <= 1:
+        return
+    log.warning(
+        "warning: %d GPUs are visible but no distributed launcher was used; run "
+        "`accelerate launch --config_file configs/accelerate/default_config.yaml --num_processes %d "
+        "src/train.py ...` to use them all. Training on one GPU (%s).",
+        targs.n_gpu,
+        targs.n_gpu,
+        targs.device,
+    )
+    targs._n_gpu = 1
 
 
 class TrainingDiverged(ConfigError):

@@ -124,6 +124,42 @@ class TofuSource:
         return _load_from_hub(self.location, split)
 
 
+def check_source(cfg: Any, splits: list[str]) -> int | None:
+    """The checks of ``tofu_data`` that need no loading and write nothing: a local folder holds a
+    file for every split, the built-in set has them. Returns the number of rows of ``splits[0]``
+    when its name tells it (TOFU on the Hub: 40 rows per percent; the built-in set: its authors x
+    20 x XX%), else None (a local folder's files are only counted when loaded)."""
+    location = str(cfg.tofu_data)
+    if location == BUILTIN:
+        from obliviate.data import builtin
+
+        options = builtin.BuiltinOptions.from_config(cfg.get("builtin_data"))
+        n_authors = options.authors
+        forget_pcts = [100 * k // n_authors for k in builtin.split_sizes(n_authors)]
+        names = {"full"} | {f"forget{p:02d}" for p in forget_pcts}
+        names |= {f"retain{100 - p:02d}" for p in forget_pcts}
+        missing = [s for s in splits if s not in names]
+        if missing:
+            raise ConfigError(
+                f"tofu_data=builtin with builtin_data.authors={n_authors} has no split "
+                f"{', '.join(missing)}; it has {', '.join(sorted(names))}"
+            )
+        return nominal_rows(splits[0], n_authors * QA_PER_AUTHOR)
+    source = TofuSource(location)
+    if source.is_local:
+        source.check_folder(splits)
+        return None
+    return nominal_rows(splits[0], N_AUTHORS * QA_PER_AUTHOR)
+
+
+def nominal_rows(split: str, n_full: int) -> int | None:
+    """Rows of a TOFU-style split of a data set of ``n_full`` rows, from its name."""
+    if split == "full":
+        return n_full
+    m = _FORGET.match(split) or _RETAIN.match(split)
+    return n_full * int(m.group(1)) // 100 if m else None
+
+
 def _read_json_lines(path: Path) -> list[dict[str, Any]]:
     rows = []
     with open(path, encoding="utf-8") as f:

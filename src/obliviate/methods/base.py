@@ -14,11 +14,14 @@ import copy
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from transformers import Trainer
 
+from obliviate.data.datasets import ForgetRetainDataset
 from obliviate.logprobs import (
     SequenceLogProbs,
     answer_window,
@@ -32,18 +35,29 @@ from obliviate.models.lora import is_peft_model
 from obliviate.utils.dist import full_parameters, is_zero3_partitioned
 
 
+@dataclass
+class TrainData:
+    """What a method builds its training set from (see ``UnlearnTrainer.build_train_dataset``)."""
+
+    train_rows: list[dict[str, Any]]  # the forget split (unlearning) or the training split
+    retain_rows: list[dict[str, Any]] | None  # None when finetuning
+    encode: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]  # rows -> tokenised items
+    #: tokenised items -> log pi_ref(y|x), summed over answer tokens, of the model as loaded
+    reference_logps: Callable[[list[dict[str, Any]]], list[float]]
+    seed: int
+
+
 class UnlearnTrainer(Trainer):
     """Base unlearning trainer. Subclasses set ``Args`` and implement ``forget_loss``."""
 
     Args: ClassVar[type[MethodArgs]] = MethodArgs
-    #: the reference log-probs of each forget answer, computed once before training
+    #: the reference log-probs of each forget (and alternate) answer, computed once before
+    #: training by ``build_train_dataset`` (item key ``ref_logp``)
     needs_ref_logps: ClassVar[bool] = False
     #: the config mode whose data this trainer consumes (forget/retain pairs, or plain QA)
     mode: ClassVar[str] = "unlearn"
     #: needs the model before unlearning at every step (a frozen copy, or the LoRA base model)
     needs_ref_model: ClassVar[bool] = False
-    #: pairs each forget question with a refusal sentence (batch part "alternate", e.g. IdkDPO)
-    needs_refusals: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -51,19 +65,23 @@ class UnlearnTrainer(Trainer):
         method_args: MethodArgs,
         eval_hook: Callable[[Any, int], dict[str, float]] | None = None,
         ref_model_factory: Callable[[], torch.nn.Module] | None = None,
+        loss_group_size: int | None = None,
+        data_order_file: Path | None = None,
         **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
         self.method_args = method_args
         self.eval_hook = eval_hook
+        #: rows per user micro-batch when several are fused into one pass (None = not fused)
+        self.loss_group_size = loss_group_size
+        #: trainer.record_data_order=true: the item indices of every micro-batch go here
+        self.data_order_file = data_order_file
         # Our losses are means over the micro-batch: let Trainer divide by the accumulation steps.
         self.loss_is_scaled_for_ga = False
         self._components: dict[str, list[torch.Tensor]] = defaultdict(list)
         self.ref_model = None
         #: with LoRA the reference is the base model itself, adapters switched off: no copy
         self._ref_is_base = False
-        #: rows per user micro-batch when several are fused into one pass (None = not fused)
-        self.loss_group_size: int | None = None
         self.all_finite: torch.Tensor | None = None
         if self.needs_ref_model or (self.retain_loss_type == "KL" and self.alpha > 0):
             # KL needs the full reference distribution on retain tokens: keep a frozen copy.
@@ -83,6 +101,28 @@ class UnlearnTrainer(Trainer):
                 )
             else:
                 self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+
+    # ---- the training set -------------------------------------------------------------------
+    @classmethod
+    def build_train_dataset(cls, data: TrainData, method_args: MethodArgs) -> Any:
+        """Forget/retain pairs, tokenised once. A method that needs more per item overrides
+        ``alternate_rows`` (a second answer per forget question) or sets ``needs_ref_logps``."""
+        forget = data.encode(data.train_rows)
+        retain = data.encode(data.retain_rows or [])
+        alt_rows = cls.alternate_rows(data.train_rows, method_args, data.seed)
+        alternate = data.encode(alt_rows) if alt_rows is not None else None
+        if cls.needs_ref_logps:
+            for items in (forget, alternate or []):
+                for item, lp in zip(items, data.reference_logps(items), strict=True):
+                    item["ref_logp"] = lp
+        return ForgetRetainDataset(forget, retain, seed=data.seed, alternate=alternate)
+
+    @classmethod
+    def alternate_rows(
+        cls, forget_rows: list[dict[str, Any]], method_args: MethodArgs, seed: int
+    ) -> list[dict[str, Any]] | None:
+        """A second answer to each forget question (batch part ``alternate``); None = none."""
+        return None
 
     # ---- what a method declares -------------------------------------------------------------
     @property
@@ -170,9 +210,6 @@ class UnlearnTrainer(Trainer):
         with self.reference() as ref:
             logits = forward_logits(ref, batch["input_ids"], batch["attention_mask"], start)
         return logits[:, :-1]
-
-    #: set by run_training when trainer.record_data_order=true
-    data_order_file: Any = None
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         if self.data_order_file is not None:

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from obliviate.data import idk
 from obliviate.errors import ConfigError
 from obliviate.logprobs import SequenceLogProbs
 from obliviate.methods.args import RetainArgs
@@ -45,8 +47,15 @@ class IdkDPOArgs(RetainArgs):
 
 class IdkDPO(UnlearnTrainer):
     Args = IdkDPOArgs
-    needs_ref_logps = True
-    needs_refusals = True
+    needs_ref_logps = True  # of the original answers and of the refusals
+
+    @classmethod
+    def alternate_rows(
+        cls, forget_rows: list[dict[str, Any]], method_args: IdkDPOArgs, seed: int
+    ) -> list[dict[str, Any]]:
+        """The winner of each pair: a refusal per forget question, drawn once with the seed."""
+        refusals = idk.load_refusals(method_args.idk_path)
+        return idk.refusal_rows(forget_rows, refusals, seed=seed)
 
     def forget_loss(self, logps: SequenceLogProbs, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         dtype = logps.sum.dtype

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import torch
+
+
+def launched() -> tuple[int, int]:
+    """(rank, world size) as the launcher (torchrun, ``accelerate launch``) set them in the
+    environment; (0, 1) for a plain ``python`` run. Valid before any process group exists (e.g.
+    to pick the one process that clears a run folder); after, ``world()`` says the same."""
+    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+    return rank, int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def world() -> tuple[int, int]:
