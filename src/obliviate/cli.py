@@ -8,7 +8,6 @@ shorthand for ``obliviate train``; ``demo`` and ``compare`` are :mod:`obliviate.
 
 from __future__ import annotations
 
-import os
 import sys
 
 USAGE = """usage: obliviate COMMAND [ARGS]
@@ -54,5 +53,7 @@ def main(argv: list[str] | None = None) -> None:
 
         done = "saved to"
     out = run(job, DEFAULT_CONFIG[cmd], args)
-    if os.environ.get("RANK", "0") == "0":  # once, not once per process (as src/train.py)
+    from obliviate.utils.dist import launched
+
+    if launched()[0] == 0:  # once, not once per process (as src/train.py)
         print(f"{done} {out}")

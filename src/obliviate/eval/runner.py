@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from obliviate.config import require_task_name
+from obliviate.config import check_numeric_settings, require_task_name
 from obliviate.data import tofu
 from obliviate.data.formatting import ChatFormat, QAEncoder, prepare_tokenizer
 from obliviate.eval import retain_log as RL
@@ -18,6 +17,7 @@ from obliviate.eval.data import load_eval_data
 from obliviate.eval.scoring import is_main_process
 from obliviate.eval.tofu_eval import EvalSettings, evaluate_model, format_table, summary
 from obliviate.models.loading import check_model_path, load_model, load_tokenizer
+from obliviate.utils.dist import launched
 from obliviate.utils.io import (
     atomic_write_json,
     atomic_write_text,
@@ -49,7 +49,7 @@ def settings_from_cfg(cfg: DictConfig) -> EvalSettings:
 def eval_device() -> torch.device:
     """This process's device; under a distributed launcher (WORLD_SIZE > 1) the process group
     is set up so that evaluation shards its items across the processes."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if launched()[1] > 1:
         from accelerate import PartialState
 
         return PartialState().device
@@ -59,6 +59,7 @@ def eval_device() -> torch.device:
 def run_eval(cfg: DictConfig) -> Path:
     # Checks first: names, splits, paths, retain log, output folder. Nothing is loaded yet.
     require_task_name(cfg)
+    check_numeric_settings(cfg)  # lengths, batch sizes, item caps
     settings = settings_from_cfg(cfg)
     tofu.check_holdout(cfg.forget_split, cfg.get("holdout_split"))
     source = tofu.TofuSource.from_config(cfg)
