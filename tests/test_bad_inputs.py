@@ -102,6 +102,29 @@ TRAIN_CASES = [
     ("fuse count", {"trainer.fuse_accumulation": "3"}, "fuse_accumulation=3"),
     ("finetune under unlearn", {"trainer": "finetune"}, "train.yaml"),
     ("resume without checkpoints", {"trainer.args.resume_from_checkpoint": "true"}, "checkpoint"),
+    # every numeric setting: a negative length, a zero batch, a step count below 1, ...
+    ("negative max_length", {"data.max_length": "-1"}, "data.max_length=-1"),
+    ("zero max_length", {"data.max_length": "0"}, "data.max_length=0"),
+    ("zero batch", {"trainer.args.per_device_train_batch_size": "0"}, "per_device_train_batch_size=0"),
+    ("zero eval batch", {"trainer.args.per_device_eval_batch_size": "0"}, "per_device_eval_batch_size=0"),
+    ("zero accumulation", {"trainer.args.gradient_accumulation_steps": "0"}, "gradient_accumulation_steps=0"),
+    ("max_steps below -1", {"trainer.args.max_steps": "-2"}, "max_steps=-2"),
+    ("fractional max_steps", {"trainer.args.max_steps": "1.5"}, "max_steps=1.5"),
+    ("logging_steps zero", {"trainer.args.logging_steps": "0"}, "logging_steps=0"),
+    ("eval_steps zero", {"trainer.args.eval_steps": "0"}, "eval_steps=0"),
+    ("save_steps negative", {"trainer.args.save_steps": "-5"}, "save_steps=-5"),
+    ("negative epochs", {"trainer.args.num_train_epochs": "-1"}, "num_train_epochs=-1"),
+    ("zero epochs", {"trainer.args.num_train_epochs": "0"}, "num_train_epochs=0"),
+    ("negative warm-up epochs", {"trainer.args.warmup_epochs": "-1"}, "warmup_epochs=-1"),
+    ("negative warm-up steps", {"trainer.args.warmup_epochs": None, "+trainer.args.warmup_steps": "-3"}, "warmup_steps=-3"),
+    ("zero learning rate", {"trainer.args.learning_rate": "0"}, "learning_rate=0"),
+    ("negative weight decay", {"trainer.args.weight_decay": "-0.1"}, "weight_decay=-0.1"),
+    ("negative grad norm", {"trainer.args.max_grad_norm": "-1"}, "max_grad_norm=-1"),
+    ("eval max_items zero", {"eval.max_items": "0"}, "eval.max_items=0"),
+    ("eval utility_items zero", {"eval.utility_items": "0"}, "eval.utility_items=0"),
+    ("eval negative new tokens", {"eval.max_new_tokens": "-1"}, "eval.max_new_tokens=-1"),
+    ("eval batch zero", {"eval.batch_size": "0"}, "eval.batch_size=0"),
+    ("eval generation batch zero", {"eval.generation_batch_size": "0"}, "eval.generation_batch_size=0"),
 ]
 
 
@@ -157,7 +180,34 @@ def test_bad_training_input_with_files(world, capsys, case, change, needle):
     )
 
 
-def test_bad_evaluation_inputs(tmp_path, capsys, shared_tofu):
+@pytest.fixture(scope="module")
+def eval_data(tmp_path_factory) -> Path:
+    """obliviate's built-in fictitious authors (5 authors: forget20 / holdout20 and the
+    evaluation splits), written once outside the folders whose contents the tests compare."""
+    from obliviate.data import builtin
+
+    cache = tmp_path_factory.mktemp("builtin")
+    return builtin.materialise(builtin.BuiltinOptions(cache_dir=str(cache)))
+
+
+EVAL_CASES = [
+    ({"holdout_split": "holdout40"}, "holdout40"),
+    ({"retain_logs_path": "OTHER"}, "forget05"),
+    ({"retain_logs_path": "MISSING"}, "missing.json"),
+    ({"paths.output_dir": "OLD"}, "already holds results"),
+    ({"forget_split": "forget02", "holdout_split": "holdout02"}, "forget02_perturbed"),
+    ({"eval.max_new_tokens": "-1"}, "eval.max_new_tokens=-1"),
+    ({"eval.max_new_tokens": "0"}, "eval.max_new_tokens=0"),
+    ({"eval.batch_size": "0"}, "eval.batch_size=0"),
+    ({"eval.generation_batch_size": "0"}, "eval.generation_batch_size=0"),
+    ({"eval.max_items": "0"}, "eval.max_items=0"),
+    ({"eval.utility_items": "-2"}, "eval.utility_items=-2"),
+    ({"data.max_length": "-1"}, "data.max_length=-1"),
+]
+
+
+@pytest.mark.parametrize(("change", "needle"), EVAL_CASES, ids=[c[1] for c in EVAL_CASES])
+def test_bad_evaluation_input(tmp_path, capsys, eval_data, change, needle):
     root = tmp_path
     old = root / "old_eval"
     old.mkdir()
@@ -174,20 +224,14 @@ def test_bad_evaluation_inputs(tmp_path, capsys, shared_tofu):
     base = {
         "experiment": "eval/tofu/default",
         "model": "tiny",
-        "tofu_data": str(shared_tofu),
-        "forget_split": "forget01",
-        "holdout_split": "holdout01",
+        "tofu_data": str(eval_data),
+        "forget_split": "forget20",
+        "holdout_split": "holdout20",
         "task_name": "e",
         "paths.output_dir": str(root / "new_eval"),
     }
-    cases = [
-        ({"holdout_split": "holdout05"}, "holdout05"),
-        ({"retain_logs_path": str(other_split)}, "forget05"),
-        ({"retain_logs_path": str(root / "missing.json")}, "missing.json"),
-        ({"paths.output_dir": str(old)}, "already holds results"),
-        ({"forget_split": "forget02", "holdout_split": "holdout02"}, "forget02_perturbed"),
-    ]
-    for change, needle in cases:
-        expect_one_line_error(
-            capsys, run_eval, "eval.yaml", argv("eval.yaml", base, change), needle, root
-        )
+    subst = {"OTHER": str(other_split), "MISSING": str(root / "missing.json"), "OLD": str(old)}
+    change = {k: subst.get(v, v) for k, v in change.items()}
+    expect_one_line_error(
+        capsys, run_eval, "eval.yaml", argv("eval.yaml", base, change), needle, root
+    )

@@ -91,9 +91,11 @@ def test_precomputed_reference_logps_equal_a_reference_forward(model, encoder):
         assert lp == pytest.approx(direct, rel=1e-5, abs=1e-4)
 
 
-def test_fused_accumulation_logs_the_same_losses(compose, shared_tofu, tmp_path, caplog):
+def test_fused_accumulation_logs_the_same_losses(compose, tmp_path, caplog):
+    from conftest import write_mini_tofu
     from obliviate.training import run_training
 
+    data = write_mini_tofu(tmp_path / "tofu")
     logs = {}
     for fuse in ("true", "2", "false"):  # all 4 micro-batches per pass, 2 per pass, plain
         caplog.clear()
@@ -101,10 +103,10 @@ def test_fused_accumulation_logs_the_same_losses(compose, shared_tofu, tmp_path,
             [
                 "experiment=unlearn/tofu/default",
                 "trainer=SimNPO",
-                "model=tiny",
-                f"tofu_data={shared_tofu}",
-                "forget_split=forget01",
-                "retain_split=retain99",
+                "model=tiny-bytes",
+                f"tofu_data={data}",
+                "forget_split=forget20",
+                "retain_split=retain80",
                 f"task_name=fuse_{fuse}",
                 f"paths.root={tmp_path}",
                 "trainer.args.max_steps=2",

@@ -16,7 +16,7 @@ def overrides(data, root, task, *extra):
     return [
         "experiment=unlearn/tofu/default",
         "trainer=NPO",
-        "model=tiny",
+        "model=tiny-bytes",
         f"tofu_data={data}",
         "forget_split=forget20",
         "retain_split=retain80",
@@ -24,9 +24,9 @@ def overrides(data, root, task, *extra):
         f"paths.root={root}",
         "trainer.args.per_device_train_batch_size=2",
         "trainer.args.gradient_accumulation_steps=2",
-        "trainer.args.max_steps=8",
+        "trainer.args.max_steps=7",
         "trainer.args.save_strategy=steps",
-        "trainer.args.save_steps=3",
+        "trainer.args.save_steps=6",
         "trainer.args.learning_rate=1e-3",
         "trainer.args.logging_steps=1",
         *extra,
@@ -34,7 +34,8 @@ def overrides(data, root, task, *extra):
 
 
 class Interrupt(TrainerCallback):
-    """Simulates a crash after the checkpoint of step 6 is on disk (mid second epoch)."""
+    """Simulates a crash after the checkpoint of step 6 is on disk (the second epoch's first
+    step), before step 7 is saved."""
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == 7:
@@ -43,7 +44,9 @@ class Interrupt(TrainerCallback):
 
 def test_interrupted_then_resumed_run_matches_uninterrupted(tmp_path):
     # mini-TOFU: 20 forget items / (2 x 2) = 5 steps per epoch: the resume at step 6 is in the
-    # second epoch, whose retain pairing must be redrawn exactly as in the uninterrupted run
+    # second epoch, whose retain pairing must be redrawn exactly as in the uninterrupted run.
+    # NPO: the resumed run also needs the reference log-probs of the start model, not of
+    # checkpoint-6.
     data = write_mini_tofu(tmp_path / "tofu")
     whole = run_training(compose_config(overrides(data, tmp_path, "whole")))
 
@@ -59,7 +62,7 @@ def test_interrupted_then_resumed_run_matches_uninterrupted(tmp_path):
     b = load_file(resumed / "model.safetensors")
     assert a.keys() == b.keys()
     start = load_file(cut / "checkpoint-6" / "model.safetensors")
-    assert any(not torch.equal(start[k], a[k]) for k in a)  # steps 7-8 really changed the weights
+    assert any(not torch.equal(start[k], a[k]) for k in a)  # step 7 really changed the weights
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
 
@@ -76,7 +79,7 @@ class PoisonAtStep(TrainerCallback):
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     data = write_mini_tofu(tmp_path / "tofu")
     cfg = compose_config(
-        overrides(data, tmp_path, "nan", "trainer.args.save_steps=2", "trainer.args.max_steps=6")
+        overrides(data, tmp_path, "nan", "trainer.args.save_steps=2", "trainer.args.max_steps=4")
     )
     with pytest.raises(TrainingDiverged, match=r"step 3.*checkpoint-2"):
         run_training(cfg, callbacks=[PoisonAtStep()])

@@ -9,15 +9,17 @@ from conftest import compose_config
 from obliviate.training import run_training
 
 
-def test_eval_strategy_steps_writes_checkpoint_evals(tmp_path, shared_tofu):
+def test_eval_strategy_steps_writes_checkpoint_evals(tmp_path):
     cfg = compose_config(
         [
             "experiment=unlearn/tofu/default",
             "trainer=SimNPO",
-            "model=tiny",
-            f"tofu_data={shared_tofu}",
-            "forget_split=forget01",
-            "retain_split=retain99",
+            "model=tiny-bytes",  # the hook is the point, not the tokenizer
+            "tofu_data=builtin",  # 5 generated authors: forget20 / retain80 / holdout20
+            f"+builtin_data.cache_dir={tmp_path / 'data'}",
+            "forget_split=forget20",
+            "retain_split=retain80",
+            "holdout_split=holdout20",
             "task_name=evalrun",
             f"paths.root={tmp_path}",
             "trainer.args.per_device_train_batch_size=2",
