@@ -183,7 +183,7 @@ def training_arguments(cfg: DictConfig, n_train: int) -> tuple[Any, int | None]:
         raise ConfigError(
             f"launched as {processes} processes but no process group formed, so each would train "
             "alone into the same folder; on CPU use ACCELERATE_USE_CPU=true accelerate launch --config_file "
-            "configs/accelerate/default_config.yaml --num_processes N src/train.py ..."
+            f"{C.CONFIG_DIR / 'accelerate/default_config.yaml'} --num_processes N src/train.py ..."
         )
     one_gpu_unless_launched(targs)
     return targs, group
@@ -348,9 +348,10 @@ def one_gpu_unless_launched(targs: Any) -> None:
         return
     log.warning(
         "warning: %d GPUs are visible but no distributed launcher was used; run "
-        "`accelerate launch --config_file configs/accelerate/default_config.yaml --num_processes %d "
+        "`accelerate launch --config_file %s --num_processes %d "
         "src/train.py ...` to use them all. Training on one GPU (%s).",
         targs.n_gpu,
+        C.CONFIG_DIR / "accelerate/default_config.yaml",
         targs.n_gpu,
         targs.device,
     )
