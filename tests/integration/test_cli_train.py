@@ -36,8 +36,7 @@ def test_train_command_writes_a_complete_run(first_run):
 
 def test_rerun_without_overwrite_refuses_and_leaves_the_run_untouched(first_run):
     cmd, proc, out = first_run
-    if proc.returncode != 0:
-        pytest.skip("the first run failed (reported by the test above)")
+    assert proc.returncode == 0, proc.stderr[-3000:]  # needs the first run's folder
     before = snapshot(out)
     again = run_cli(cmd)
     assert again.returncode == 2, again.stderr[-3000:]
