@@ -244,13 +244,10 @@ def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
 
 @pytest.fixture(scope="session")
 def cli_simnpo_run(tmp_path_factory) -> tuple[list[str], subprocess.CompletedProcess, Path]:
-    """One ``python src/train.py`` run of the tiny SimNPO model, shared by the CLI tests:
-    (command, finished process, run folder). On the shared TOFU (forget01/retain99, the data
-    path relative to the repository root as the issue writes it) or else on mini-TOFU."""
+    """One ``python src/train.py`` run of the tiny SimNPO model on mini-TOFU, shared by the CLI
+    tests: (command, finished process, run folder). The same run on every machine: the shared
+    TOFU copy is not part of the repository."""
     root = tmp_path_factory.mktemp("saves")
-    if shared_tofu_available():
-        cmd = train_command(os.path.relpath(SHARED_TOFU, REPO_ROOT), "forget01", "retain99", root)
-    else:
-        data = write_mini_tofu(tmp_path_factory.mktemp("tofu_mini"))
-        cmd = train_command(str(data), "forget20", "retain80", root)
+    data = write_mini_tofu(tmp_path_factory.mktemp("tofu_mini"))
+    cmd = train_command(str(data), "forget20", "retain80", root)
     return cmd, run_cli(cmd), root / "unlearn" / "ci_simnpo"
