@@ -128,6 +128,17 @@ def test_retain_must_be_the_complement():
         tofu.check_disjoint(full[80:], full[:60], full, ("forget20", "retain80"))
 
 
+@pytest.mark.parametrize(
+    ("split", "rows"),
+    # TOFU: 200 authors x 20 questions; XX% of the authors = 40 XX rows
+    [("forget01", 40), ("forget10", 400), ("retain90", 3600), ("retain99", 3960), ("full", 4000)],
+)
+def test_hub_split_sizes_follow_from_the_names(split, rows):
+    assert tofu.nominal_rows(split, 200 * 20) == rows
+    assert tofu.nominal_rows("holdout10", 4000) is None  # not a training split
+
+
+@pytest.mark.slow  # the real TOFU copy beside the repository (../shared/tofu), not in a clone
 def test_shared_tofu_splits_are_author_disjoint_complements(shared_tofu):
     src = tofu.TofuSource(str(shared_tofu))
     full = src.load("full")
