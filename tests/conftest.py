@@ -251,3 +251,41 @@ def cli_simnpo_run(tmp_path_factory) -> tuple[list[str], subprocess.CompletedPro
     data = write_mini_tofu(tmp_path_factory.mktemp("tofu_mini"))
     cmd = train_command(str(data), "forget20", "retain80", root)
     return cmd, run_cli(cmd), root / "unlearn" / "ci_simnpo"
+
+
+# ---- the method tests' start model: tiny-bytes after a few next-byte steps ---------------------
+# At random init every answer byte has p ~ 1/261, so SatImp's p^beta1 weights vanish, WGA's are
+# all alike and SimNPO's loss is e^-(beta ln 261). A few steps of plain next-byte prediction on
+# mini-TOFU's text spread the forget answers' token probabilities over (0, 1) (median ~0.06, top
+# decile ~0.16; 3.2-4.0 nats per token), which puts every method's loss in its working range.
+
+BYTE_EOT = 259  # <|eot_id|> in model=tiny-bytes (ids 0..255 are the bytes themselves)
+
+
+def train_byte_start_model(folder: Path, steps: int = 20) -> Path:
+    """Save a tiny-bytes model (with its tokenizer) trained ``steps`` AdamW steps on the bytes of
+    mini-TOFU's questions and answers. Deterministic: private generator, fixed init seed."""
+    import torch
+
+    from obliviate.models.tiny import build_tiny_model, build_tiny_tokenizer
+
+    model = build_tiny_model(tokenizer="bytes")
+    text = "\n".join(f"{r['question']} {r['answer']}" for r in mini_tofu_rows()).encode()
+    chunks = torch.tensor(list(text[: len(text) // 128 * 128])).view(-1, 128)
+    g = torch.Generator().manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(steps):
+        batch = chunks[torch.randint(len(chunks), (8,), generator=g)]
+        model(input_ids=batch, labels=batch).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.save_pretrained(folder)
+    build_tiny_tokenizer("bytes").save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def byte_start_model(tmp_path_factory) -> Path:
+    """Folder of the trained tiny-bytes start model (pass it as model.tofu_target)."""
+    return train_byte_start_model(tmp_path_factory.mktemp("byte_start"))
