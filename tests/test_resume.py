@@ -49,6 +49,14 @@ def test_interrupted_then_resumed_run_matches_uninterrupted(tmp_path):
     # checkpoint-6.
     data = write_mini_tofu(tmp_path / "tofu")
     whole = run_training(compose_config(overrides(data, tmp_path, "whole")))
+    # One warm-up epoch (the default) of the data as loaded: 5 steps, so the learning rate
+    # logged at step s (the one step s used) is 1e-3 (s - 1) / 5 until step 6.
+    lrs = [
+        float(line.split("learning_rate=")[1].split()[0])
+        for line in (whole / "trainer_log.txt").read_text().splitlines()
+        if "learning_rate=" in line
+    ]
+    assert lrs[:6] == pytest.approx([1e-3 * s / 5 for s in range(6)], abs=1e-9)
 
     with pytest.raises(KeyboardInterrupt):
         run_training(compose_config(overrides(data, tmp_path, "cut")), callbacks=[Interrupt()])
