@@ -1,6 +1,7 @@
 """LoRA through PEFT really trains: after one step every ``lora_B`` (initialised to zero) has
 changed, with and without gradient checkpointing; the base weights stay frozen; the run folder
-holds the adapter (and, on request, the merged model), and ``load_model`` reads either."""
+holds the adapter (and, on request, the merged model), and ``load_model`` reads either.
+All on ``model=tiny-bytes``, the tiny Llama with a 261-token byte-level vocabulary."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ pytest.importorskip("peft")
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 N_LAYERS = 2  # the tiny model
-LN_VOCAB = math.log(128256)
+LN_VOCAB = math.log(261)  # model=tiny-bytes' vocabulary
+# <|begin_of_text|> then the bytes of "The answer is 2." (tiny-bytes: id = byte value)
+IDS = torch.tensor([[256, *b"The answer is 2."]])
 
 
 def settings(**kw) -> LoraSettings:
@@ -42,9 +45,9 @@ def lora_B(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def test_lora_is_off_by_default_and_on_with_r():
-    cfg = compose_config(["model=tiny", "task_name=t"])
+    cfg = compose_config(["model=tiny-bytes", "task_name=t"])
     assert lora_settings(cfg.model) is None
-    on = lora_settings(compose_config(["model=tiny", "task_name=t", "model.lora.r=8"]).model)
+    on = lora_settings(compose_config(["model=tiny-bytes", "task_name=t", "model.lora.r=8"]).model)
     assert on == LoraSettings(8, 16.0, 0.0, TARGETS, False)
 
 
@@ -59,21 +62,21 @@ def test_lora_is_off_by_default_and_on_with_r():
     ],
 )
 def test_bad_lora_settings_name_themselves(override, pattern):
-    cfg = compose_config(["model=tiny", "task_name=t", "model.lora.r=8", override])
+    cfg = compose_config(["model=tiny-bytes", "task_name=t", "model.lora.r=8", override])
     with pytest.raises(ConfigError, match=pattern):
         lora_settings(cfg.model)
 
 
 def test_missing_peft_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "peft", None)  # `import peft` now raises ImportError
-    cfg = compose_config(["model=tiny", "task_name=t", "model.lora.r=8"])
+    cfg = compose_config(["model=tiny-bytes", "task_name=t", "model.lora.r=8"])
     with pytest.raises(ConfigError, match=r"pip install 'obliviate\[lora\]'"):
         lora_settings(cfg.model)
 
 
 def test_target_module_matching_nothing_is_an_error():
     with pytest.raises(ConfigError, match=r"\['qproj'\] match no module .*'q_proj'"):
-        apply_lora(build_tiny_model(), settings(target_modules=("qproj",)))
+        apply_lora(build_tiny_model(tokenizer="bytes"), settings(target_modules=("qproj",)))
 
 
 # ---- gradients ----------------------------------------------------------------------------
@@ -83,13 +86,12 @@ def test_target_module_matching_nothing_is_an_error():
 def test_checkpointed_layers_pass_gradients_to_every_adapter(reentrant):
     """Re-entrant checkpointing with frozen embeddings is how LoRA silently trains nothing;
     ``apply_lora`` makes the embedding output require grad, so both modes reach the adapters."""
-    model = apply_lora(build_tiny_model(), settings())
+    model = apply_lora(build_tiny_model(tokenizer="bytes"), settings())
     model.activation_checkpointing_enable(
         activation_checkpointing_kwargs={"use_reentrant": reentrant}
     )
     model.train()
-    ids = torch.tensor([[128000, 791, 4320, 374, 220, 17, 13]])
-    forward_logits(model, ids, torch.ones_like(ids), 2).logsumexp(-1).sum().backward()
+    forward_logits(model, IDS, torch.ones_like(IDS), 2).logsumexp(-1).sum().backward()
     grads = {n: p.grad for n, p in model.named_parameters() if "lora_B" in n}
     assert len(grads) == len(TARGETS) * N_LAYERS
     assert all(g is not None and g.abs().sum() > 0 for g in grads.values())
@@ -104,7 +106,7 @@ def test_reference_is_the_base_model_with_adapters_off(tmp_path):
     from obliviate.methods.args import RetainArgs
     from obliviate.methods.grad_diff import GradDiff
 
-    model = apply_lora(build_tiny_model(), settings())
+    model = apply_lora(build_tiny_model(tokenizer="bytes"), settings())
     with torch.no_grad():
         for n, p in model.named_parameters():
             if "lora_B" in n:
@@ -115,11 +117,11 @@ def test_reference_is_the_base_model_with_adapters_off(tmp_path):
         method_args=RetainArgs(retain_loss_type="KL"),
     )
     assert trainer.ref_model is None
-    ids = torch.tensor([[128000, 791, 4320, 374, 220, 17, 13]])
+    ids = IDS
     mask = torch.ones_like(ids)
     with trainer.reference() as ref:
         ref_logits = forward_logits(ref, ids, mask, 0)
-    base_logits = forward_logits(build_tiny_model(), ids, mask, 0)
+    base_logits = forward_logits(build_tiny_model(tokenizer="bytes"), ids, mask, 0)
     torch.testing.assert_close(ref_logits, base_logits, rtol=1e-5, atol=1e-5)
     with torch.no_grad():
         assert not torch.allclose(forward_logits(model, ids, mask, 0), base_logits, atol=1e-3)
@@ -145,7 +147,8 @@ def train(mini: Path, out: Path, *overrides: str, steps: int = 1):
             *overrides,
             "forget_split=forget20",
             "retain_split=retain80",
-            *TINY_TRAIN,
+            *(o for o in TINY_TRAIN if not o.startswith("model=")),
+            "model=tiny-bytes",
             f"trainer.args.max_steps={steps}",
             "task_name=t_lora",
             f"tofu_data={mini}",
@@ -205,7 +208,7 @@ def test_merged_model_is_base_plus_scaled_BA_and_base_stayed_frozen(lora_run):
         return
     adapter = load_file(out / "adapter_model.safetensors")
     merged_w = load_file(out / "merged" / "model.safetensors")
-    base = {k: v.detach() for k, v in build_tiny_model().state_dict().items()}
+    base = {k: v.detach() for k, v in build_tiny_model(tokenizer="bytes").state_dict().items()}
     scale = 8 / 4  # alpha / r
     checked = 0
     for name, w in merged_w.items():
@@ -224,12 +227,12 @@ def test_merged_model_is_base_plus_scaled_BA_and_base_stayed_frozen(lora_run):
 
 def test_evaluation_loads_the_adapter_folder_or_the_merged_model(lora_run):
     out, merged = lora_run
-    ids = torch.tensor([[128000, 791, 4320, 374, 220, 17, 13]])
+    ids = IDS
     mask = torch.ones_like(ids)
     folders = {"adapter": out, "base": None} | ({"merged": out / "merged"} if merged else {})
     logits = {}
     for label, path in folders.items():
-        cfg = compose_config(["model=tiny", "task_name=t"]).model
+        cfg = compose_config(["model=tiny-bytes", "task_name=t"]).model
         OmegaConf.update(
             cfg,
             "model_args.pretrained_model_name_or_path",
