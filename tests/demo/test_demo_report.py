@@ -4,6 +4,7 @@ log with the evaluator's own test, directions shown, verdicts, and refusal to mi
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,6 @@ import pytest
 
 from obliviate.demo import report as R
 from obliviate.errors import ConfigError
-from obliviate.eval import metrics as M
 
 
 def fake_eval(
@@ -49,9 +49,10 @@ def test_forget_quality_is_filled_in_from_the_retain_log(tmp_path):
     retain = R.load_row("retain", "retain", retain_path, log, str(retain_path))
     target = R.load_row("target", "target", target_path, log, str(retain_path))
     assert retain.values["forget_quality"] == 1.0  # the retain model against its own log
-    expected = M.forget_quality(np.array(TARGET_TR), np.array(RETAIN_TR))
-    assert target.values["forget_quality"] == pytest.approx(expected)
-    assert expected < 1e-3  # fully separated samples
+    # Every target ratio lies below every retain ratio: the exact two-sided KS p-value of two fully
+    # separated samples of n = m is 2 / C(2n, n) (only the two extreme orderings are as extreme).
+    n = len(TARGET_TR)
+    assert target.values["forget_quality"] == pytest.approx(2 / math.comb(2 * n, n), rel=1e-9)
     assert target.notes and "computed by the report" in target.notes[0]
     # An evaluation's own forget_quality is kept as it is.
     own = R.load_row("m", "method", fake_eval(tmp_path / "m", TARGET_TR, 0.25, 0.5), log)
@@ -112,3 +113,83 @@ def test_table_json_and_plot_are_written_with_directions(tmp_path):
     assert report["forget_split"] == "forget20" and report["n_forget"] == len(TARGET_TR)
     png = files["plot"].read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_forget_quality_of_overlapping_samples_is_scipys_two_sided_ks(tmp_path):
+    """Interleaved samples (not the fully separated closed form): the p-value is scipy's own
+    exact two-sided KS test, called here directly."""
+    from scipy.stats import ks_2samp
+
+    ours = [0.55, 0.65, 0.75, 0.85, 0.95, 1.05, 1.3, 1.4]
+    retain_path = fake_eval(tmp_path / "retain", RETAIN_TR, None, 0.5)
+    log = json.loads(retain_path.read_text())
+    row = R.load_row("m", "method", fake_eval(tmp_path / "m", ours, None, 0.5), log, "r")
+    expected = ks_2samp(ours, RETAIN_TR, alternative="two-sided", method="exact").pvalue
+    assert row.values["forget_quality"] == pytest.approx(expected, rel=1e-9)
+    assert 0.05 < expected < 1.0
+
+
+def coinciding_report(tmp_path: Path) -> dict:
+    rows = rows_for_verdicts(tmp_path)
+    rows.append(R.load_row("Twin", "method", fake_eval(tmp_path / "tw", TARGET_TR, 2e-3, 0.45)))
+    return R.build_report(rows, {"model": "m"})
+
+
+def test_plot_labels_of_coinciding_points_do_not_overlap(tmp_path):
+    """'Good' and 'Twin' sit on the same point: their label boxes, as the renderer draws them,
+    must not intersect (nor any other pair)."""
+    import matplotlib.pyplot as plt
+
+    fig, labels = R.figure(coinciding_report(tmp_path))
+    renderer = fig.canvas.get_renderer()
+    boxes = {a.get_text(): a.get_window_extent(renderer) for a in labels}
+    plt.close(fig)
+    assert set(boxes) == {"target", "retain", "Good", "Weak", "Broken", "Twin"}
+    assert boxes["Good"].width > 0 and boxes["Good"].height > 0
+    names = sorted(boxes)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not boxes[a].overlaps(boxes[b]), (a, b, boxes[a], boxes[b])
+
+
+def test_labels_at_one_point_start_out_overlapping(tmp_path):
+    """The case above is a real one: drawn at the same offset, the two labels do intersect."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    a = ax.annotate("Good", (0.45, 2e-3), textcoords="offset points", xytext=(6, 4))
+    b = ax.annotate("Twin", (0.45, 2e-3), textcoords="offset points", xytext=(6, 4))
+    renderer = fig.canvas.get_renderer()
+    assert a.get_window_extent(renderer).overlaps(b.get_window_extent(renderer))
+    R.separate_labels(fig, [a, b])
+    assert not a.get_window_extent(renderer).overlaps(b.get_window_extent(renderer))
+    plt.close(fig)
+
+
+def test_the_table_states_the_demo_settings_and_its_cost(tmp_path):
+    meta = {
+        "data": "builtin (5 authors, seed 1)",
+        "device": "CPU (2 cores)",
+        "wall_seconds": 512.4,
+        "load_average": {"start": 1.5, "end": 2.25},
+        "stage_cpu_seconds_total": 930.0,
+        "bf16_autocast": True,
+        "method_args": {"SimNPO": {"gamma": 0.125, "beta": 4.5}},
+        "settings": {
+            "forget_authors": 2, "epochs": 3.0, "lr": 2e-4, "batch_size": 16,
+            "unlearn_epochs": 1.0, "unlearn_lr": 1.5e-4, "unlearn_batch_size": 4,
+            "warmup_epochs": 0.5, "utility_items": 8, "max_new_tokens": 32,
+        },
+    }  # fmt: skip
+    md = R.markdown(R.build_report(rows_for_verdicts(tmp_path), meta))
+    line = md.strip().splitlines()[-1]
+    assert line.startswith("Demo settings: builtin (5 authors, seed 1), 2 forgotten;")
+    for part in (
+        "finetuning 3 epochs at lr 0.0002, batch 16",
+        "unlearning 1 epoch(s) at lr 0.00015, batch 4",
+        "bf16 autocast",
+        "SimNPO gamma 0.125, beta 4.5",
+        "Wall time 512 s on CPU (2 cores) (1-min load average 1.5 -> 2.25)",
+        "930 CPU seconds",
+    ):
+        assert part in line, part

@@ -182,12 +182,60 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     if report.get("verdicts"):
         lines += ["", *[f"- {v}" for v in report["verdicts"]]]
+    if report.get("settings"):
+        lines += ["", settings_line(report)]
     return "\n".join(lines) + "\n"
 
 
+def settings_line(report: dict[str, Any]) -> str:
+    """The demo's own settings (what differs from a TOFU run) and its cost, in one paragraph."""
+    st = report["settings"]
+    text = (
+        f"Demo settings: {report.get('data')}, {st['forget_authors']} forgotten; finetuning "
+        f"{st['epochs']:g} epochs at lr {st['lr']:g}, batch {st['batch_size']}; unlearning "
+        f"{st['unlearn_epochs']:g} epoch(s) at lr {st['unlearn_lr']:g}, batch "
+        f"{st['unlearn_batch_size']} (each forget item paired with a retain item), warm-up "
+        f"{st['warmup_epochs']:g} epoch; {st['utility_items']} items per utility split, "
+        f"{st['max_new_tokens']}-token answers"
+        + ("; bf16 autocast" if report.get("bf16_autocast") else "")
+        + ". Methods at their configs' defaults (configs/trainer/<method>.yaml): "
+        + "; ".join(
+            f"{m} " + ", ".join(f"{k} {v}" for k, v in args.items())
+            for m, args in (report.get("method_args") or {}).items()
+        )
+        + "."
+    )
+    if report.get("wall_seconds") is not None:
+        load = report.get("load_average") or {}
+        text += (
+            f" Wall time {report['wall_seconds']:.0f} s on {report.get('device')}"
+            f" (1-min load average {load.get('start')} -> {load.get('end')})"
+        )
+        if report.get("stage_cpu_seconds_total") is not None:
+            text += f"; the stages took {report['stage_cpu_seconds_total']:.0f} CPU seconds"
+        text += "."
+    return text
+
+
 def plot(report: dict[str, Any], path: Path) -> Path | None:
-    """forget_quality (log scale) against model_utility, one point per row. Returns None (and
-    says why in the report) when matplotlib is missing or no row has both numbers."""
+    """forget_quality (log scale) against model_utility, one point per row, saved to ``path``.
+    Returns None (and says why in the report) when matplotlib is missing or no row has both
+    numbers."""
+    drawn = figure(report)
+    if drawn is None:
+        return None
+    fig, _ = drawn
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def figure(report: dict[str, Any]) -> tuple[Any, list[Any]] | None:
+    """The plot's figure and its point labels (matplotlib ``Annotation`` s), labels placed so
+    that no two boxes overlap, also when two rows sit on the same point."""
     try:
         import matplotlib
 
@@ -212,12 +260,17 @@ def plot(report: dict[str, Any], path: Path) -> Path | None:
     # Methods never take the target's red or the retain model's green.
     palette = ["tab:blue", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:cyan"]
     colors = iter(palette + ["tab:olive", "tab:gray"] * 8)
+    labels = []
     for r in points:
         st = style.get(r["kind"]) or {"marker": "o", "color": next(colors), "s": 70}
         fq = max(r["forget_quality"], 1e-300)  # 0 cannot sit on a log axis
         label = r["name"] if r["kind"] in ("method", r["name"]) else f"{r['name']} ({r['kind']})"
         ax.scatter([r["model_utility"]], [fq], label=label, zorder=3, **st)
-        ax.annotate(r["name"], (r["model_utility"], fq), textcoords="offset points", xytext=(6, 4))
+        labels.append(
+            ax.annotate(
+                r["name"], (r["model_utility"], fq), textcoords="offset points", xytext=(6, 4)
+            )
+        )
     ax.set_yscale("log")
     ax.set_xlabel("model_utility (higher is better)")
     ax.set_ylabel("forget_quality, KS p-value (log; higher is better)")
@@ -226,10 +279,24 @@ def plot(report: dict[str, Any], path: Path) -> Path | None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="best", fontsize="small")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    separate_labels(fig, labels)
+    return fig, labels
+
+
+def separate_labels(fig: Any, labels: list[Any], gap_points: float = 1.0) -> None:
+    """Move each label down, a line at a time, until its box meets no earlier label's box
+    (coinciding or close points would otherwise print their names on top of each other)."""
+    renderer = fig.canvas.get_renderer()
+    to_points = 72.0 / fig.dpi  # label offsets are in points, extents in pixels
+    placed = []
+    for ann in labels:
+        for _ in range(4 * len(labels)):  # enough steps to clear every earlier label
+            box = ann.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            dx, dy = ann.xyann
+            ann.xyann = (dx, dy - box.height * to_points - gap_points)
+        placed.append(ann.get_window_extent(renderer))
 
 
 def write_report(rows: list[Row], out: Path, meta: dict[str, Any]) -> dict[str, Path]:
