@@ -94,7 +94,7 @@ def demo_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"))
     p.add_argument(
         "--bf16", default=d.bf16, choices=("auto", "on", "off"),
-        help="bfloat16 autocast in training; auto = on a GPU or a CPU with native bf16 (default %(default)s)",
+        help="bfloat16 autocast in training and evaluation; auto = on a GPU or a CPU with native bf16 (default %(default)s)",
     )  # fmt: skip
     p.add_argument(
         "--fresh", action="store_true", help="rerun every stage, ignoring cached results"

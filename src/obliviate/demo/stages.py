@@ -49,9 +49,14 @@ class Stage:
     overwrite: bool = True  # replace an old result in `out` when the inputs changed
     #: overrides that change only what is shown (progress bars), not the result: not in the key
     display: list[str] = field(default_factory=list)
+    #: run an evaluation under bfloat16 autocast (weights stay float32; matrix products in bf16):
+    #: about 2x faster on a CPU with native bf16, and part of the key (the numbers differ slightly)
+    autocast_bf16: bool = False
     cpu_seconds: float = field(default=0.0, init=False)  # of the last run
     seconds: float = field(default=0.0, init=False)  # wall time of the last run
     reused: bool = field(default=False, init=False)  # the last run found a cached result
+    #: (seconds, CPU seconds) the cached result took when it was made, read from its marker
+    cached_cost: tuple[float, float] | None = field(default=None, init=False)
 
     @property
     def key(self) -> str:
@@ -63,6 +68,7 @@ class Stage:
                 [u.key for u in self.upstream],
                 self.inputs,
                 _version(),
+                *(["autocast_bf16"] if self.autocast_bf16 else []),
             ],
             sort_keys=True,
         )
@@ -89,6 +95,8 @@ class Stage:
         self.cpu_seconds, self.seconds, self.reused = 0.0, 0.0, False
         if not fresh and self.is_done():
             self.reused = True
+            marker = json.loads((self.out / MARKER).read_text())
+            self.cached_cost = (marker.get("seconds", 0.0), marker.get("cpu_seconds", 0.0))
             return self.out, 0.0, True
         cfg = self.config()
         cpu0 = _cpu_seconds()
@@ -100,7 +108,8 @@ class Stage:
         else:
             from obliviate.eval.runner import run_eval
 
-            run_eval(cfg)
+            with _autocast(self.autocast_bf16):
+                run_eval(cfg)
         seconds = self.seconds = time.perf_counter() - t0
         self.cpu_seconds = _cpu_seconds() - cpu0
         atomic_write_json(
@@ -115,6 +124,18 @@ class Stage:
             },
         )
         return self.out, seconds, False
+
+
+def _autocast(on: bool) -> Any:
+    """bfloat16 autocast on this process's device type, or nothing."""
+    import contextlib
+
+    import torch
+
+    if not on:
+        return contextlib.nullcontext()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.autocast(device, dtype=torch.bfloat16)
 
 
 def _cpu_seconds() -> float:
@@ -133,8 +154,14 @@ def describe(stage: Stage) -> dict[str, Any]:
         "reused": stage.reused,
         "seconds": round(stage.seconds, 1),
         "cpu_seconds": round(stage.cpu_seconds, 1),
+        **(
+            {"cached_seconds": stage.cached_cost[0], "cached_cpu_seconds": stage.cached_cost[1]}
+            if stage.reused and stage.cached_cost
+            else {}
+        ),
         "command": f"python {script} --config-name={stage.config_name}.yaml "
         + " ".join(stage.overrides + [f"paths.output_dir={stage.out}"]),
+        **({"autocast": "bfloat16 (run by the demo in-process)"} if stage.autocast_bf16 else {}),
     }
 
 
