@@ -1,8 +1,8 @@
 """The guide's evaluation entry point end to end: train the tiny SimNPO run with
-``python src/train.py``, evaluate it with ``python src/eval.py`` (8 items per split, 16 new
-tokens), use that evaluation as a retain log, and refuse to overwrite results.
-
-Needs the real TOFU evaluation files in ../shared/tofu; skipped with the reason otherwise.
+``python src/train.py`` (conftest's ``cli_simnpo_run``), evaluate it with ``python src/eval.py``
+on the built-in fictitious-author data (``tofu_data=builtin``: 5 authors, forget20 and its
+holdout20; 4 items per split, 4 new tokens), use that evaluation as a retain log, and refuse to
+overwrite results. Needs nothing beside the repository.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_TOFU, run_cli, snapshot
+from conftest import run_cli, snapshot
 
 # Every key of metrics.md's "Aggregates" table.
 AGGREGATES = (
@@ -33,42 +33,33 @@ AGGREGATES = (
     "model_utility",
 )
 PER_ITEM = [k for k in AGGREGATES if k not in ("forget_quality", "model_utility")]
-EVAL_FILES = (
-    "forget01.json",
-    "retain99.json",
-    "full.json",
-    "forget01_perturbed.json",
-    "retain_perturbed.json",
-    "real_authors_perturbed.json",
-    "world_facts_perturbed.json",
-)
-N_ITEMS = 8
+N_ITEMS = 4
 
 
 def eval_command(model_dir: Path, output_dir: Path, *extra: str) -> list[str]:
+    data_cache = model_dir.parent / "builtin_data"
     return [
         sys.executable, "src/eval.py",
         "--config-name=eval.yaml",
         "experiment=eval/tofu/default",
-        "forget_split=forget01",
-        "holdout_split=holdout01",
+        "forget_split=forget20",
+        "holdout_split=holdout20",
         "model=tiny",
-        f"tofu_data={SHARED_TOFU}",
+        "tofu_data=builtin",
+        "builtin_data.authors=5",
+        f"+builtin_data.cache_dir={data_cache}",
         "task_name=ci_eval",
         f"model.model_args.pretrained_model_name_or_path={model_dir}",
         f"paths.output_dir={output_dir}",
         f"eval.max_items={N_ITEMS}",
-        "eval.max_new_tokens=16",
+        "eval.max_new_tokens=4",
         *extra,
     ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def trained(cli_simnpo_run) -> Path:
-    """The tiny SimNPO run of the training CLI test (forget01 of the shared TOFU)."""
-    missing = [f for f in EVAL_FILES if not (SHARED_TOFU / f).is_file()]
-    if missing:
-        pytest.skip(f"shared TOFU data not found at {SHARED_TOFU} (missing {', '.join(missing)})")
+    """The tiny SimNPO run of the training CLI test (mini-TOFU's forget20)."""
     _, proc, out = cli_simnpo_run
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
@@ -97,6 +88,9 @@ def test_eval_writes_every_aggregate_with_n(first_eval):
         assert full[key]["n"] == N_ITEMS, key
         assert sorted(full[key]["value_by_index"], key=int) == [str(i) for i in range(N_ITEMS)]
     assert full["forget_quality"]["n"] == N_ITEMS
+    # the privacy attack ran on forget vs the built-in holdout; privleak needs a retain log
+    assert (full["mia_min_k"]["n_forget"], full["mia_min_k"]["n_holdout"]) == (N_ITEMS, N_ITEMS)
+    assert summary["privleak"] is None and "mia_min_k" in full["privleak"]["note"]
     # The guide's eval also writes its config and receipt beside the results.
     assert (out / "eval_config.yaml").is_file() and (out / "eval_receipt.json").is_file()
 
@@ -109,8 +103,8 @@ def test_without_a_retain_log_forget_quality_is_null_and_the_console_says_how_to
     assert json.loads((out / "TOFU_SUMMARY.json").read_text())["forget_quality"] is None
     notes = [line for line in proc.stdout.splitlines() if "forget_quality not computed" in line]
     assert len(notes) == 1, proc.stdout[-3000:]
-    assert "saves/eval/tofu_tiny_retain99" in notes[0]
-    assert "retain_logs_path=saves/eval/tofu_tiny_retain99/TOFU_EVAL.json" in notes[0]
+    assert "saves/eval/tofu_tiny_retain80" in notes[0]
+    assert "retain_logs_path=saves/eval/tofu_tiny_retain80/TOFU_EVAL.json" in notes[0]
     # The table printed to the console shows forget_quality as null, with its n and direction.
     row = next(line for line in proc.stdout.splitlines() if line.startswith("forget_quality "))
     assert row.split()[1:3] == ["null", str(N_ITEMS)] and "higher is better" in row
@@ -118,8 +112,7 @@ def test_without_a_retain_log_forget_quality_is_null_and_the_console_says_how_to
 
 def test_the_model_against_its_own_log_has_forget_quality_one(first_eval, trained):
     out, proc = first_eval
-    if proc.returncode != 0:
-        pytest.skip("the first evaluation failed (reported above)")
+    assert proc.returncode == 0, proc.stderr[-3000:]
     second = trained / "evals_vs_self"
     again = run_cli(eval_command(trained, second, f"retain_logs_path={out / 'TOFU_EVAL.json'}"))
     assert again.returncode == 0, again.stderr[-3000:]
@@ -128,14 +121,16 @@ def test_the_model_against_its_own_log_has_forget_quality_one(first_eval, traine
     fq = json.loads((second / "TOFU_EVAL.json").read_text())["forget_quality"]
     assert fq["n"] == fq["n_retain"] == N_ITEMS
     assert fq["retain_logs_path"] == str(out / "TOFU_EVAL.json")
+    # the same attack AUC on both sides: no privacy leak relative to the "retain" model
+    auc = json.loads((out / "TOFU_EVAL.json").read_text())["mia_min_k"]["agg_value"]
+    assert summary["privleak"] == (None if auc == 1.0 else 0.0)
 
 
 def test_rerun_into_the_same_folder_without_overwrite_refuses_and_keeps_the_results(
     first_eval, trained
 ):
     out, proc = first_eval
-    if proc.returncode != 0:
-        pytest.skip("the first evaluation failed (reported above)")
+    assert proc.returncode == 0, proc.stderr[-3000:]
     before = snapshot(out)
     again = run_cli(eval_command(trained, out, f"retain_logs_path={out / 'TOFU_EVAL.json'}"))
     assert again.returncode != 0

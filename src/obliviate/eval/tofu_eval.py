@@ -407,6 +407,8 @@ def _privacy_metrics(
     auc_ret = RL.retain_mia_auc(retain_log) if retain_log else None
     if auc_ret is None:
         leak = metric(None, note="needs the retain log's mia_min_k (AUC_retain)")
+    elif auc_ret == 1.0:  # privleak's denominator 1 - AUC_retain is 0: say so, do not crash
+        leak = metric(None, note="the retain log's mia_min_k is 1.0: privleak is undefined")
     else:
         leak = metric(M.privleak(auc, auc_ret), note=None)
     return {
