@@ -104,15 +104,6 @@ def test_simnpo_loss_values_written_out():
     )
 
 
-def test_simnpo_delta_shifts_the_nll_and_default_is_zero():
-    x = torch.tensor([1.3, 0.2])
-    assert simnpo_loss(x, 4.5).item() == pytest.approx(simnpo_loss(x, 4.5, 0.0).item())
-    # A margin delta on avg_nll x equals no margin on x - delta.
-    assert simnpo_loss(x, 4.5, 0.7).item() == pytest.approx(
-        simnpo_loss(x - 0.7, 4.5, 0.0).item(), rel=1e-6
-    )
-
-
 def test_simnpo_gradient_pushes_nll_up():
     # d/dx [-(2/beta) log sigmoid(beta (x - delta))] = -2 sigmoid(-beta (x - delta)) < 0:
     # descent raises the forget NLL. One item x=0.5, beta 4.5, delta 0: -2 sigmoid(-2.25).
