@@ -18,7 +18,7 @@ from obliviate.errors import ConfigError
 def how_to_make(model_name: str, retain_split: str) -> str:
     return (
         f"evaluate a model trained only on {retain_split} into saves/eval/tofu_{model_name}_{retain_split} "
-        f"(python src/eval.py --config-name=eval.yaml experiment=eval/tofu/default ... "
+        f"(obliviate eval --config-name=eval.yaml experiment=eval/tofu/default ... "
         f"model.model_args.pretrained_model_name_or_path=<retain model> "
         f"paths.output_dir=saves/eval/tofu_{model_name}_{retain_split}) and pass "
         f"retain_logs_path=saves/eval/tofu_{model_name}_{retain_split}/TOFU_EVAL.json"
