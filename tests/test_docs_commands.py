@@ -95,6 +95,8 @@ def expansions(block: str, line: str) -> list[str]:
 
 def parse_command(tokens: list[str]) -> tuple[str, tuple[str, ...], str, tuple[str, ...]] | None:
     """(door, argv, default config, launcher options) of a training or evaluation command."""
+    if not tokens:
+        return None
     while tokens and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", tokens[0]):  # VAR=value prefixes
         tokens = tokens[1:]
     launcher: list[str] = []
@@ -121,10 +123,10 @@ def doc_commands() -> list[DocCommand]:
     for path in DOC_FILES:
         for where, block in bash_blocks(path):
             for line in block.replace("\\\n", " ").splitlines():
+                if not parse_command(shlex.split(line, comments=True)):
+                    continue  # not a training or evaluation command (a loop, an export, ...)
                 for expanded in expansions(block, line):
-                    parsed = parse_command(shlex.split(expanded, comments=True))
-                    if parsed:
-                        commands.append(DocCommand(where, *parsed))
+                    commands.append(DocCommand(where, *parse_command(shlex.split(expanded, comments=True))))
     return commands
 
 
