@@ -295,3 +295,33 @@ def test_methods_without_a_reference_never_score_and_finetune_reads_plain_qa():
     assert scored == ["a b c", "d"] and ds[0]["forget"]["ref_logp"] == -5.0
     qa = Finetune.build_train_dataset(fake_data(rows, None, scored), MethodArgs())
     assert [qa[i]["train"]["answer"] for i in range(2)] == ["a b c", "d"]
+
+
+# ---- rank and world size as the launcher set them -----------------------------------------------
+
+
+def test_launched_reads_the_launchers_environment(monkeypatch):
+    from obliviate.utils.dist import launched
+
+    for var in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+    assert launched() == (0, 1)  # a plain `python` run
+    monkeypatch.setenv("LOCAL_RANK", "1")  # accelerate on one node sets LOCAL_RANK too
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert launched() == (1, 2)
+    monkeypatch.setenv("RANK", "3")  # the global rank wins on several nodes
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert launched() == (3, 4)
+
+
+def test_only_rank_zero_clears_an_overwritten_run_folder(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "trainer_log.txt").write_text("old\n")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    prepare_output_dir(out, overwrite=True, resume=None)
+    assert (out / "trainer_log.txt").read_text() == "old\n"  # rank 1 leaves it to rank 0
+    monkeypatch.setenv("RANK", "0")
+    prepare_output_dir(out, overwrite=True, resume=None)
+    assert list(out.iterdir()) == []
