@@ -1,0 +1,114 @@
+"""Write README.md here from the three seeds' own demo outputs (../2026-12-02_cpu_demo_seed*/).
+
+Every number in the README is read from those comparison.json files, and each table is the
+demo's comparison.md, verbatim. Run after copying the demo outputs in:
+
+    for s in 0 1 2; do
+      obliviate demo --seed $s --out /tmp/demo_s$s
+      mkdir -p docs/results/2026-12-02_cpu_demo_seed$s
+      cp /tmp/demo_s$s/comparison.{md,json,png} docs/results/2026-12-02_cpu_demo_seed$s/
+    done
+    python docs/results/2026-12-02_cpu_demo/summarize.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FQ_FACTOR, MU_TOLERANCE = 10.0, 0.1  # the issue's bar: forget_quality x10, utility within 0.1
+
+
+def seeds() -> list[tuple[int, Path, dict]]:
+    found = []
+    for folder in sorted(HERE.parent.glob(f"{HERE.name}_seed*")):
+        path = folder / "comparison.json"
+        if path.is_file():
+            found.append((int(folder.name.rsplit("seed", 1)[1]), folder, json.loads(path.read_text())))
+    return found
+
+
+def rows(report: dict) -> dict[str, dict]:
+    return {r["name"]: r for r in report["rows"]}
+
+
+def method_lines(runs: list[tuple[int, Path, dict]]) -> list[str]:
+    """Per method: forget_quality / target's and model_utility - target's, per seed."""
+    methods = [r["name"] for r in runs[0][2]["rows"] if r["kind"] == "method"]
+    out = ["| method | " + " | ".join(f"seed {s}: FQ ratio, ΔMU" for s, _, _ in runs) + " | holds in all seeds |",
+           "|---|" + "---|" * (len(runs) + 1)]
+    for m in methods:
+        cells, ok_all = [], True
+        for _, _, rep in runs:
+            t, r = rows(rep)["target"], rows(rep)[m]
+            ratio = r["forget_quality"] / t["forget_quality"]
+            dmu = r["model_utility"] - t["model_utility"]
+            ok_all &= ratio >= FQ_FACTOR and dmu >= -MU_TOLERANCE
+            cells.append(f"x{ratio:.3g}, {dmu:+.3f}")
+        out.append(f"| {m} | " + " | ".join(cells) + f" | {'yes' if ok_all else 'no'} |")
+    return out
+
+
+def span(values: list[float], fmt: str) -> str:
+    return f"{format(min(values), fmt)} .. {format(max(values), fmt)}"
+
+
+def readme(runs: list[tuple[int, Path, dict]]) -> str:
+    first = runs[0][2]
+    lines = [
+        "# `obliviate demo` over three seeds (CPU, 2026-12-02)",
+        "",
+        f"`obliviate demo --seed S` for S = {', '.join(str(s) for s, _, _ in runs)}, default settings "
+        f"otherwise: {first['model']}, built-in fictitious authors (the seed draws other authors "
+        f"and seeds every training stage), forget split {first['forget_split']} "
+        f"(n = {first['n_forget']} items). Each seed's own output (table, JSON, plot) is in "
+        + ", ".join(f"[{f.name}](../{f.name}/)" for _, f, _ in runs)
+        + "; this file is written from them by `summarize.py`.",
+        "",
+        "## What holds and what varies",
+        "",
+        f"The bar (issue 11): a method raises forget_quality at least x{FQ_FACTOR:g} over the "
+        f"target's and keeps model_utility within {MU_TOLERANCE} of the target's.",
+        "",
+        *method_lines(runs),
+        "",
+    ]
+    tfq = [rows(r)["target"]["forget_quality"] for _, _, r in runs]
+    tmu = [rows(r)["target"]["model_utility"] for _, _, r in runs]
+    rmu = [rows(r)["retain"]["model_utility"] for _, _, r in runs]
+    lines += [
+        f"- The target's forget_quality ranges {span(tfq, '.2e')} over the seeds (the retain "
+        "model's is 1 by definition; a KS p-value is compared only within one seed's table, "
+        "which is why the bar is a ratio to the same seed's target).",
+        f"- model_utility: target {span(tmu, '.3f')}, retain model {span(rmu, '.3f')}.",
+    ]
+    for m in [r["name"] for r in first["rows"] if r["kind"] == "method"]:
+        fq = [rows(r)[m]["forget_quality"] for _, _, r in runs]
+        mu = [rows(r)[m]["model_utility"] for _, _, r in runs]
+        lines.append(f"- {m}: forget_quality {span(fq, '.2e')}, model_utility {span(mu, '.3f')}.")
+    lines += ["", "## Time", "", "| seed | wall time | 1-min load average (start -> end) | CPU seconds of the stages | device |", "|---|---|---|---|---|"]
+    for s, _, r in runs:
+        load = r.get("load_average") or {}
+        lines.append(
+            f"| {s} | {r['wall_seconds']:.0f} s | {load.get('start')} -> {load.get('end')} | "
+            f"{r.get('stage_cpu_seconds_total')} | {r['device']} |"
+        )
+    lines += [
+        "",
+        "The machine's 2 cores were shared with other jobs during these runs (the load averages "
+        "above), so the wall times are stretched; the CPU seconds are what the stages used.",
+        "",
+        "## The three tables",
+    ]
+    for s, folder, _ in runs:
+        lines += ["", f"### seed {s}", "", (folder / "comparison.md").read_text().rstrip()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    found = seeds()
+    if not found:
+        raise SystemExit(f"error: no {HERE.name}_seed*/comparison.json beside {HERE}")
+    (HERE / "README.md").write_text(readme(found))
+    print(f"wrote {HERE / 'README.md'} from seeds {[s for s, _, _ in found]}")
