@@ -238,6 +238,9 @@ CASES = [
         grad_ascent,
         {"gamma": 0.7, "alpha": 2.5, "retain_loss_type": "KL"},
         kl_retain,
+        # A larger first step, so that at step 2 KL(ref || policy) is large enough to differ
+        # from the reversed KL(policy || ref) (the two agree to second order).
+        extra=("trainer.args.learning_rate=3e-2",),
     ),
     Case("NPO-a0", "NPO", npo, {**NPO_ARGS, "alpha": 0.0}),
     Case("NPO", "NPO", npo, {**NPO_ARGS, "alpha": 0.4}, nll_retain),
