@@ -43,6 +43,7 @@ FORGET, RETAIN = FULL[80:], FULL[:80]  # mini-TOFU's forget20 / retain80
 REFUSAL = "I am sorry, but I cannot say anything about that."
 SYSTEM, DATE = "You are a helpful assistant.", "10 Apr 2025"  # model=tiny-bytes' template
 RMU_LAYER = 1  # layer: null on the 2-layer tiny model -> its middle layer, 1
+HIDDEN = 32  # model=tiny-bytes' hidden size
 
 
 # ---- the test's own forward pass ------------------------------------------------------------
@@ -158,7 +159,7 @@ def ceu(f, fr, w, wr, a):  # arXiv 2503.01224: CE to softmax(z) without the true
 
 def steering(a) -> torch.Tensor:
     """RMU's c * u: u a unit vector of uniform [0, 1) entries from a generator seeded with seed."""
-    u = torch.rand(32, generator=torch.Generator().manual_seed(a["seed"]))
+    u = torch.rand(HIDDEN, generator=torch.Generator().manual_seed(a["seed"]))
     return a["steering_coeff"] * u / u.norm()
 
 
