@@ -283,3 +283,24 @@ def test_an_open_unlearning_style_retain_log_is_accepted(result, model, encoder)
     again = evaluate_model(model, encoder, DATA, s, retain_log=log)
     assert again["forget_quality"]["agg_value"] == 1.0
     assert again["forget_quality"]["n"] == again["forget_quality"]["n_retain"] == len(FORGET)
+
+
+def test_a_retain_log_with_a_perfect_attack_gives_a_null_privleak_not_a_crash():
+    """privleak divides by 1 - AUC_retain: with AUC_retain = 1.0 it is undefined, which the
+    result says instead of failing after the whole evaluation has run."""
+    from obliviate.eval.tofu_eval import _privacy_metrics
+    from obliviate.logprobs import ScoredAnswer
+
+    def item(logps: list[float]) -> ScoredAnswer:
+        lp = torch.tensor(logps)
+        ids = torch.zeros(len(logps), dtype=torch.long)
+        return ScoredAnswer(-float(lp.mean()), float(lp.sum()), lp, ids, ids)
+
+    forget, holdout = [item([-0.1, -0.2]), item([-0.3, -0.1])], [item([-2.0, -3.0])]
+    perfect = _privacy_metrics(forget, holdout, {"mia_min_k": {"agg_value": 1.0}})
+    assert perfect["mia_min_k"]["agg_value"] == 1.0  # forget scores 0.2, 0.3 < holdout's 3.0
+    assert perfect["privleak"]["agg_value"] is None and "1.0" in perfect["privleak"]["note"]
+    # ((1 - 1) - (1 - 0.5)) / (1 - 0.5) * 100 = -100
+    assert _privacy_metrics(forget, holdout, {"mia_min_k": {"agg_value": 0.5}})["privleak"][
+        "agg_value"
+    ] == pytest.approx(-100.0)

@@ -14,7 +14,7 @@ def test_utility_cap_leaves_the_forget_items_alone(tmp_path, monkeypatch):
     cfg = compose_config(
         [
             "experiment=eval/tofu/default",
-            "model=tiny",
+            "model=tiny-bytes",
             "task_name=t",
             "tofu_data=builtin",
             "builtin_data.authors=2",
