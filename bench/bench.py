@@ -161,8 +161,8 @@ def bench_unlearn(
         data_collator=PairCollator(encoder.tokenizer.pad_token_id),
         method_args=margs,
         callbacks=[timer],
+        loss_group_size=bs if fuse > 1 else None,
     )
-    trainer.loss_group_size = bs if fuse > 1 else None
     trainer.train()
     dts = [b - a for a, b in zip(timer.times[warmup - 1 : -1], timer.times[warmup:], strict=True)]
     s_step = sum(dts) / len(dts)
