@@ -189,3 +189,14 @@ def test_deepspeed_offload_config_declares_its_optimizer():
     assert ds["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
     assert ds["optimizer"]["type"] == "AdamW"
     assert set(ds["optimizer"]["params"].values()) == {"auto"}  # filled from trainer.args
+
+
+def test_step_intervals_take_transformers_ratio_form():
+    """eval_steps=0.25 means every quarter of the run (transformers' own reading); 1.5 is
+    neither a whole step count nor a fraction."""
+    targs = C.training_arguments(
+        guide_cfg("trainer.args.eval_steps=0.25", "trainer.args.max_steps=40"), 400, world_size=1
+    )
+    assert targs.eval_steps == 0.25
+    with pytest.raises(ConfigError, match=r"eval_steps=1.5 .*fraction in \(0, 1\)"):
+        C.training_arguments(guide_cfg("trainer.args.eval_steps=1.5"), 400, world_size=1)

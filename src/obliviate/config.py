@@ -89,8 +89,11 @@ def check_trainer_args(cfg: DictConfig) -> None:
     if raw.get("max_steps", -1) != -1:
         _whole("trainer.args.max_steps", raw["max_steps"], 1, "(or -1: train num_train_epochs)")
     for key in TRAINER_COUNTS:
-        if raw.get(key) is not None or key in TRAINER_COUNTS_REQUIRED:
-            _whole(f"trainer.args.{key}", raw.get(key, 1), 1)
+        value = raw.get(key)
+        if key in STEP_INTERVALS and isinstance(value, float) and 0 < value < 1:
+            continue  # transformers' ratio form: a fraction of the total training steps
+        if value is not None or key in TRAINER_COUNTS_REQUIRED:
+            _whole(f"trainer.args.{key}", raw.get(key, 1), 1, _INTERVAL_HINT if key in STEP_INTERVALS else "")
     for key, (low, strict) in TRAINER_REALS.items():
         if raw.get(key) is not None:
             _real(f"trainer.args.{key}", raw[key], low, strict)
@@ -108,6 +111,9 @@ TRAINER_COUNTS = (
     "eval_steps",
     "save_steps",
 )
+# Step intervals may also be a fraction in (0, 1) of the total steps, as transformers reads them.
+STEP_INTERVALS = ("logging_steps", "eval_steps", "save_steps")
+_INTERVAL_HINT = "(or a fraction in (0, 1) of the total steps)"
 TRAINER_COUNTS_REQUIRED = ("per_device_train_batch_size", "gradient_accumulation_steps")
 # Real-valued trainer.args: (lowest value, whether the lowest itself is refused).
 TRAINER_REALS = {
