@@ -16,8 +16,10 @@ from obliviate.methods.base import reference_logps
 from obliviate.models.tiny import build_tiny_model, build_tiny_tokenizer
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # the GPU run checks the CUDA paths too
+# The byte-level tiny model (261-token vocabulary): the paths compared here do not depend on the
+# tokenizer, and its small logits keep HF generate's reference decoding fast.
 FMT = ChatFormat(
-    "You are a helpful assistant.", "<|eot_id|>", "10 Apr 2025", "<|reserved_special_token_2|>"
+    "You are a helpful assistant.", "<|eot_id|>", "10 Apr 2025", "<|finetune_right_pad_id|>"
 )
 QA = [
     ("Who wrote 'The Glass Orchard'?", "Mira Tolland wrote it in 1987."),
@@ -33,12 +35,12 @@ QA = [
 
 @pytest.fixture(scope="module")
 def encoder() -> QAEncoder:
-    return QAEncoder(prepare_tokenizer(build_tiny_tokenizer(), FMT), FMT)
+    return QAEncoder(prepare_tokenizer(build_tiny_tokenizer("bytes"), FMT), FMT)
 
 
 @pytest.fixture(scope="module")
 def model() -> torch.nn.Module:
-    m = build_tiny_model(init_seed=1).eval().to(DEVICE)
+    m = build_tiny_model(init_seed=1, tokenizer="bytes").eval().to(DEVICE)
     with torch.no_grad():  # sharpen the random model so greedy decoding is not one token repeated
         for p in m.parameters():
             p.mul_(20)
@@ -63,9 +65,9 @@ def test_batched_length_sorted_scoring_matches_one_by_one(model, encoder):
     batched = score_answers(model, encoder, QA, batch_size=4)
     single = score_answers(model, encoder, QA, batch_size=1)
     for b, s in zip(batched, single, strict=True):
-        assert (
-            abs(torch.exp(torch.tensor(-b.avg_loss)) - torch.exp(torch.tensor(-s.avg_loss))) < 1e-4
-        )
+        # the losses themselves: with the sharpened model exp(-loss) is ~0 for every answer
+        assert b.avg_loss == pytest.approx(s.avg_loss, rel=1e-5, abs=1e-4)
+        torch.testing.assert_close(b.token_logp, s.token_logp, rtol=1e-5, atol=1e-4)
         assert torch.equal(b.pred_ids, s.pred_ids)
 
 
