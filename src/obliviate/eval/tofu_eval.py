@@ -152,7 +152,8 @@ def _evaluate(
     res["forget_quality"] = _forget_quality_metric(res["forget_truth_ratio"], settings, retain_log)
     holdout = rows_by.get("holdout")
     if holdout:
-        hold_sc = _score_pairs(model, encoder, holdout, "answer", "holdout", settings)
+        pairs = [(r["question"], r["answer"]) for r in holdout]
+        hold_sc = _score(model, encoder, pairs, "holdout", settings)
         res.update(_privacy_metrics(forget_answers, hold_sc, retain_log))
     elif not any("holdout" in note for note in settings.notes):
         settings.notes.append(
@@ -220,18 +221,6 @@ def _generate(
     return gens_by
 
 
-def _score_pairs(
-    model: torch.nn.Module,
-    encoder: QAEncoder,
-    rows: list[dict[str, Any]],
-    answer_key: str,
-    name: str,
-    settings: EvalSettings,
-) -> list[ScoredAnswer]:
-    """Teacher-forced scores of (question, row[answer_key]) for each row."""
-    return _score(model, encoder, [(r["question"], r[answer_key]) for r in rows], name, settings)
-
-
 def _score(
     model: torch.nn.Module,
     encoder: QAEncoder,
@@ -239,6 +228,7 @@ def _score(
     name: str,
     settings: EvalSettings,
 ) -> list[ScoredAnswer]:
+    """Teacher-forced scores of (question, answer) pairs, sharded over the processes."""
     with _timed(settings.timings, "scoring"):
         return shard_map(
             lambda part: score_answers(
