@@ -289,3 +289,16 @@ def train_byte_start_model(folder: Path, steps: int = 20) -> Path:
 def byte_start_model(tmp_path_factory) -> Path:
     """Folder of the trained tiny-bytes start model (pass it as model.tofu_target)."""
     return train_byte_start_model(tmp_path_factory.mktemp("byte_start"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """The tests' models are tiny: one intra-op thread beats two, whose synchronisation costs
+    more than the work (a forward+backward of model=tiny-bytes on 6 x 300 tokens: 0.05 s on one
+    thread, 2.0 s on two when the 2-core machine is busy). Results do not depend on it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
