@@ -190,6 +190,21 @@ def mini_tofu(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_mini_tofu(tmp_path_factory.mktemp("tofu_mini"))
 
 
+# ---- the target model's prompt, written out by hand ---------------------------------------
+
+
+def llama32_prompt(question: str) -> str:
+    """Llama-3.2-Instruct's rendering of [system, user] with add_generation_prompt=True, as the
+    tiny models' configs set it (system prompt, date): the tests' independent reference."""
+    return (
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
+        "Cutting Knowledge Date: December 2023\nToday Date: 10 Apr 2025\n\n"
+        "You are a helpful assistant.<|eot_id|>"
+        f"<|start_header_id|>user<|end_header_id|>\n\n{question}<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    )
+
+
 # ---- config composition ----------------------------------------------------------------------
 
 

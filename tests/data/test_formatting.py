@@ -7,7 +7,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import CONFIG_DIR
+from conftest import CONFIG_DIR, llama32_prompt
 from obliviate.data.collate import PairCollator, pad_batch
 from obliviate.data.formatting import ChatFormat, QAEncoder, prepare_tokenizer
 from obliviate.errors import ConfigError
@@ -17,17 +17,6 @@ from obliviate.models.tiny import build_tiny_tokenizer
 BOS, EOT, PAD = 128000, 128009, 128004
 QUESTION = "What gender is author Basil Mahfouz Al-Kuwaiti?"
 ANSWER = "Author Basil Mahfouz Al-Kuwaiti is male."
-
-
-def llama32_prompt(question: str) -> str:
-    # Llama-3.2-Instruct's rendering of [system, user] with add_generation_prompt=True.
-    return (
-        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
-        "Cutting Knowledge Date: December 2023\nToday Date: 10 Apr 2025\n\n"
-        "You are a helpful assistant.<|eot_id|>"
-        f"<|start_header_id|>user<|end_header_id|>\n\n{question}<|eot_id|>"
-        "<|start_header_id|>assistant<|end_header_id|>\n\n"
-    )
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ import pytest
 import torch
 from rouge_score.tokenizers import DefaultTokenizer
 
+from conftest import llama32_prompt as prompt_text
 from obliviate.data.formatting import ChatFormat, QAEncoder, prepare_tokenizer
 from obliviate.eval.tofu_eval import EvalSettings, evaluate_model
 from obliviate.models.tiny import build_tiny_model, build_tiny_tokenizer
@@ -83,17 +84,6 @@ HOLDOUT = [
 
 
 # ---- the independent reference: plain forward passes and the formulas --------------------------
-
-
-def prompt_text(question: str) -> str:
-    """Llama-3.2-Instruct's rendering of [system, user] + the assistant header, by hand."""
-    return (
-        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
-        "Cutting Knowledge Date: December 2023\nToday Date: 10 Apr 2025\n\n"
-        "You are a helpful assistant.<|eot_id|>"
-        f"<|start_header_id|>user<|end_header_id|>\n\n{question}<|eot_id|>"
-        "<|start_header_id|>assistant<|end_header_id|>\n\n"
-    )
 
 
 @dataclass

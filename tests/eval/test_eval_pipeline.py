@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import llama32_prompt as prompt_text
 from obliviate.data.formatting import ChatFormat, QAEncoder, prepare_tokenizer
 from obliviate.errors import ConfigError
 from obliviate.eval.retain_log import retain_truth_ratios
@@ -136,17 +137,6 @@ def result(model, encoder) -> dict:
 
 
 # ---- an independent reference computation ------------------------------------------------------
-
-
-def prompt_text(question: str) -> str:
-    """Llama-3.2-Instruct's rendering of [system, user] + the assistant header, by hand."""
-    return (
-        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
-        "Cutting Knowledge Date: December 2023\nToday Date: 10 Apr 2025\n\n"
-        "You are a helpful assistant.<|eot_id|>"
-        f"<|start_header_id|>user<|end_header_id|>\n\n{question}<|eot_id|>"
-        "<|start_header_id|>assistant<|end_header_id|>\n\n"
-    )
 
 
 @torch.no_grad()
