@@ -20,9 +20,9 @@ HERE = Path(__file__).resolve().parent
 FQ_FACTOR, MU_TOLERANCE = 10.0, 0.1  # the issue's bar: forget_quality x10, utility within 0.1
 
 
-def seeds() -> list[tuple[int, Path, dict]]:
+def seeds(base: Path = HERE.parent, pattern: str = f"{HERE.name}_seed*") -> list[tuple[int, Path, dict]]:
     found = []
-    for folder in sorted(HERE.parent.glob(f"{HERE.name}_seed*")):
+    for folder in sorted(base.glob(pattern)):
         path = folder / "comparison.json"
         if path.is_file():
             found.append((int(folder.name.rsplit("seed", 1)[1]), folder, json.loads(path.read_text())))
@@ -103,7 +103,26 @@ def readme(runs: list[tuple[int, Path, dict]]) -> str:
     ]
     for s, folder, _ in runs:
         lines += ["", f"### seed {s}", "", (folder / "comparison.md").read_text().rstrip()]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + other_settings()) + "\n"
+
+
+def other_settings() -> list[str]:
+    """Earlier runs kept here (``<setting>_seed<S>/``, the demo's own files): the same bar."""
+    groups = sorted({f.name.rsplit("_seed", 1)[0] for f in HERE.glob("*_seed*") if f.is_dir()})
+    lines = []
+    for group in groups:
+        runs = seeds(HERE, f"{group}_seed*")
+        st = runs[0][2]["settings"]
+        lines += [
+            "",
+            f"## Also run: {group} (folders {', '.join(f'[{f.name}]({f.name}/)' for _, f, _ in runs)})",
+            "",
+            f"Same targets and retain models, unlearning lr {st['unlearn_lr']:g} instead of the "
+            "default's:",
+            "",
+            *method_lines(runs),
+        ]
+    return lines
 
 
 if __name__ == "__main__":

@@ -34,8 +34,9 @@ class DemoOptions:
     readable result: 5 authors of 20 QA, the last 2 forgotten (n = 40 forget items, so the KS
     p-value moves in fine steps) and 3 kept (with a single retain author SimNPO's retain loss
     taught the model to answer every "who wrote X" with that author); 3 finetuning epochs;
-    1 unlearning epoch of 10 steps; 8 items per utility split and 32-token answers. Each method
-    keeps its config's own arguments. Every knob scales up (``--authors 10`` etc.)."""
+    1 unlearning epoch of 10 steps at lr 1e-4 (at 1.5e-4 NPO, GradDiff and GradAscent lost the
+    real authors' answers on seed 1: model_utility 0); 8 items per utility split and 32-token
+    answers. Each method keeps its config's own arguments. Every knob scales up."""
 
     out: Path = Path("saves/demo")
     model: str = "SmolLM2-135M-Instruct"
@@ -49,7 +50,7 @@ class DemoOptions:
     lr: float = 2e-4
     batch_size: int = 16
     unlearn_epochs: float = 1.0
-    unlearn_lr: float = 1.5e-4
+    unlearn_lr: float = 1e-4
     warmup_epochs: float = 0.5  # every training stage (the guide's 1.0 is long for so few steps)
     unlearn_batch_size: int = 4
     max_steps: int = -1  # every training stage; -1 = run the epochs (a positive number: smoke runs)
