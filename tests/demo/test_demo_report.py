@@ -173,8 +173,10 @@ def test_the_table_states_the_demo_settings_and_its_cost(tmp_path):
         "wall_seconds": 512.4,
         "load_average": {"start": 1.5, "end": 2.25},
         "stage_cpu_seconds_total": 930.0,
+        "stage_seconds_total": 1500.0,
+        "stages": [{"reused": True}, {"reused": True}, {"reused": False}],
         "bf16_autocast": True,
-        "method_args": {"SimNPO": {"gamma": 0.125, "beta": 4.5}},
+        "method_args": {"SimNPO": {"gamma": 0.125, "beta": 4.5}, "GradAscent": {}},
         "settings": {
             "forget_authors": 2, "epochs": 3.0, "lr": 2e-4, "batch_size": 16,
             "unlearn_epochs": 1.0, "unlearn_lr": 1.5e-4, "unlearn_batch_size": 4,
@@ -190,6 +192,8 @@ def test_the_table_states_the_demo_settings_and_its_cost(tmp_path):
         "bf16 autocast",
         "SimNPO gamma 0.125, beta 4.5",
         "Wall time 512 s on CPU (2 cores) (1-min load average 1.5 -> 2.25)",
-        "930 CPU seconds",
+        "2 of 3 stages reused from an earlier run",
+        "all stages together took 1500 s wall, 930 CPU seconds",
+        "GradAscent (no arguments)",
     ):
         assert part in line, part

@@ -200,7 +200,7 @@ def settings_line(report: dict[str, Any]) -> str:
         + ("; bf16 autocast" if report.get("bf16_autocast") else "")
         + ". Methods at their configs' defaults (configs/trainer/<method>.yaml): "
         + "; ".join(
-            f"{m} " + ", ".join(f"{k} {v}" for k, v in args.items())
+            f"{m} " + (", ".join(f"{k} {v}" for k, v in args.items()) or "(no arguments)")
             for m, args in (report.get("method_args") or {}).items()
         )
         + "."
@@ -211,8 +211,14 @@ def settings_line(report: dict[str, Any]) -> str:
             f" Wall time {report['wall_seconds']:.0f} s on {report.get('device')}"
             f" (1-min load average {load.get('start')} -> {load.get('end')})"
         )
+        reused = sum(1 for st in report.get("stages") or [] if st.get("reused"))
+        if reused:
+            text += f"; {reused} of {len(report['stages'])} stages reused from an earlier run"
         if report.get("stage_cpu_seconds_total") is not None:
-            text += f"; the stages took {report['stage_cpu_seconds_total']:.0f} CPU seconds"
+            text += (
+                f"; all stages together took {report.get('stage_seconds_total', 0):.0f} s wall, "
+                f"{report['stage_cpu_seconds_total']:.0f} CPU seconds"
+            )
         text += "."
     return text
 
