@@ -17,7 +17,20 @@ import json
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-FQ_FACTOR, MU_TOLERANCE = 10.0, 0.1  # the bar: forget_quality x10, utility within 0.1
+FQ_FACTOR, MU_TOLERANCE = 10.0, 0.1
+# Written by hand for the runs of 2026-12-02 (its figures are in the tables below).
+READING = (
+    "**Reading.** Holds in every seed: the target is far from the retain model, every method "
+    "raises forget_quality over its seed's target, and GradDiff meets the bar in all three. "
+    "Varies: SimNPO's gain (just under x10 on seed 0, far above on seeds 1 and 2), and "
+    "model_utility on seed 1, where NPO's and GradAscent's fall to 0. model_utility is the "
+    "harmonic mean of nine numbers; there one of them, the ROUGE-L of the 8 real-author answers, "
+    "is 0 (the generations name the wrong authors) while the other eight stay near the "
+    "target's. With unlearning lr 1.5e-4 (kept below) SimNPO meets the bar on seeds 0 and 1, but "
+    "NPO, GradDiff and GradAscent lose model_utility on seed 1 the same way. So the issue's bar "
+    "(every method, every seed) is **not** met yet by the default; next to try: more utility "
+    "items (`--utility-items`), more retain authors, a lower lr for NPO/GradAscent only."
+)  # the bar: forget_quality x10, utility within 0.1
 
 
 def seeds(base: Path = HERE.parent, pattern: str = f"{HERE.name}_seed*") -> list[tuple[int, Path, dict]]:
@@ -73,6 +86,8 @@ def readme(runs: list[tuple[int, Path, dict]]) -> str:
         "",
         *method_lines(runs),
         "",
+        READING,
+        "",
     ]
     tfq = [rows(r)["target"]["forget_quality"] for _, _, r in runs]
     tmu = [rows(r)["target"]["model_utility"] for _, _, r in runs]
@@ -87,17 +102,27 @@ def readme(runs: list[tuple[int, Path, dict]]) -> str:
         fq = [rows(r)[m]["forget_quality"] for _, _, r in runs]
         mu = [rows(r)[m]["model_utility"] for _, _, r in runs]
         lines.append(f"- {m}: forget_quality {span(fq, '.2e')}, model_utility {span(mu, '.3f')}.")
-    lines += ["", "## Time", "", "| seed | wall time | 1-min load average (start -> end) | CPU seconds of the stages | device |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Time",
+        "",
+        "| seed | wall time of the last call (stages reused) | 1-min load average (start -> end) "
+        "| all 12 stages: wall s, CPU s | device |",
+        "|---|---|---|---|---|",
+    ]
     for s, _, r in runs:
         load = r.get("load_average") or {}
+        reused = sum(1 for st in r.get("stages") or [] if st.get("reused"))
         lines.append(
-            f"| {s} | {r['wall_seconds']:.0f} s | {load.get('start')} -> {load.get('end')} | "
-            f"{r.get('stage_cpu_seconds_total')} | {r['device']} |"
+            f"| {s} | {r['wall_seconds']:.0f} s ({reused}) | {load.get('start')} -> {load.get('end')} | "
+            f"{r.get('stage_seconds_total')}, {r.get('stage_cpu_seconds_total')} | {r['device']} |"
         )
     lines += [
         "",
-        "The machine's 2 cores were shared with other jobs during these runs (the load averages "
-        "above), so the wall times are stretched; the CPU seconds are what the stages used.",
+        "The machine's 2 cores were shared with four other jobs during these runs (the three seeds "
+        "ran side by side with one torch thread each; the load averages are at the start and end "
+        "of the last call only, and were near 10-14 while the targets were finetuned), so the "
+        "wall times are stretched several-fold; the CPU seconds are what the stages used.",
         "",
         "## The three tables",
     ]
