@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from scipy.stats import ks_2samp
 
 from obliviate.demo.cli import main
 from obliviate.demo.stages import MARKER
@@ -118,8 +119,15 @@ def test_compare_collects_evaluation_folders(demo, tmp_path):
         ("retain", "retain"),
         ("SimNPO", "model"),
     ]
-    demo_report = json.loads((out / "comparison.json").read_text())
-    assert report["rows"][0]["forget_quality"] == demo_report["rows"][0]["forget_quality"]
+    # forget_quality of each model = the two-sided KS p-value of its per-item forget truth ratios
+    # against the retain model's, recomputed here from the two TOFU_EVAL.json files.
+    def ratios(name: str) -> list[float]:
+        res = json.loads((out / "evals" / name / "TOFU_EVAL.json").read_text())
+        return [v["score"] for v in res["forget_truth_ratio"]["value_by_index"].values()]
+
+    for row in report["rows"]:
+        expected = ks_2samp(ratios(row["name"]), ratios("retain")).pvalue
+        assert row["forget_quality"] == pytest.approx(expected, rel=1e-9), row["name"]
     assert (tmp_path / "comparison.md").is_file() and (tmp_path / "comparison.png").is_file()
 
 
