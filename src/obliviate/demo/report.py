@@ -53,7 +53,7 @@ def find_eval_file(folder: Path) -> Path:
             return path
     raise ConfigError(
         f"'{folder}' holds no TOFU_EVAL.json (nor evals/TOFU_EVAL.json); evaluate the model first "
-        "(python src/eval.py ... paths.output_dir=<folder>)"
+        "(obliviate eval ... paths.output_dir=<folder>)"
     )
 
 

@@ -148,7 +148,8 @@ def _cpu_seconds() -> float:
 
 def describe(stage: Stage) -> dict[str, Any]:
     """The stage as the command that reproduces it (for the report)."""
-    script = "src/eval.py" if stage.kind == "eval" else "src/train.py"
+    # `obliviate train|eval` take src/train.py's / src/eval.py's arguments and work from any folder.
+    command = "obliviate eval" if stage.kind == "eval" else "obliviate train"
     return {
         "label": stage.label,
         "reused": stage.reused,
@@ -159,7 +160,7 @@ def describe(stage: Stage) -> dict[str, Any]:
             if stage.reused and stage.cached_cost
             else {}
         ),
-        "command": f"python {script} --config-name={stage.config_name}.yaml "
+        "command": f"{command} --config-name={stage.config_name}.yaml "
         + " ".join(stage.overrides + [f"paths.output_dir={stage.out}"]),
         **({"autocast": "bfloat16 (run by the demo in-process)"} if stage.autocast_bf16 else {}),
     }
