@@ -165,63 +165,104 @@ def data_overrides(opts: DemoOptions) -> tuple[list[str], str]:
     return [f"tofu_data={opts.data}"], opts.forget_split
 
 
+@dataclass
+class StageOverrides:
+    """The overrides every demo stage shares, and what each kind of stage adds to them."""
+
+    opts: DemoOptions
+    data: list[str]
+    forget: str
+    retain: str
+    holdout: str
+    bf16_on: bool
+
+    @property
+    def common(self) -> list[str]:
+        o = self.opts
+        return [f"model={o.model}", f"seed={o.seed}", *self.data, *o.extra]
+
+    @property
+    def training(self) -> list[str]:
+        """Step count, warm-up and precision, shared by finetuning and unlearning."""
+        o = self.opts
+        ov = [
+            f"trainer.args.max_steps={o.max_steps}",
+            f"trainer.args.warmup_epochs={o.warmup_epochs}",
+            f"trainer.args.bf16={str(self.bf16_on).lower()}",
+        ]
+        if not _has_cuda():  # HF refuses bf16 without a GPU unless told to train on the CPU
+            ov.append("+trainer.args.use_cpu=true")
+        return ov
+
+    def finetune(self, split: str, task: str) -> list[str]:
+        o = self.opts
+        return [
+            *self.common,
+            "experiment=finetune/tofu/default",
+            f"train_split={split}",
+            f"trainer.args.learning_rate={o.lr}",
+            f"trainer.args.num_train_epochs={o.epochs}",
+            f"trainer.args.per_device_train_batch_size={o.batch_size}",
+            "trainer.args.gradient_accumulation_steps=1",
+            *self.training,
+            f"task_name={task}",
+        ]
+
+    def unlearn(self, method: str, target: Path, task: str) -> list[str]:
+        o = self.opts
+        return [
+            *self.common,
+            "experiment=unlearn/tofu/default",
+            f"trainer={method}",
+            f"forget_split={self.forget}",
+            f"retain_split={self.retain}",
+            f"model.model_args.pretrained_model_name_or_path={target}",
+            f"trainer.args.learning_rate={o.unlearn_lr}",
+            f"trainer.args.num_train_epochs={o.unlearn_epochs}",
+            f"trainer.args.per_device_train_batch_size={o.unlearn_batch_size}",
+            "trainer.args.gradient_accumulation_steps=1",
+            *self.training,
+            f"task_name={task}",
+        ]
+
+    def evaluate(self, model_dir: Path, retain_log: Path | None, task: str) -> list[str]:
+        o = self.opts
+        return [
+            *self.common,
+            "experiment=eval/tofu/default",
+            f"forget_split={self.forget}",
+            f"holdout_split={self.holdout if o.privleak else 'null'}",
+            f"model.model_args.pretrained_model_name_or_path={model_dir}",
+            f"retain_logs_path={retain_log if retain_log else 'null'}",
+            f"eval.max_items={o.eval_items if o.eval_items else 'null'}",
+            f"eval.utility_items={o.utility_items if o.utility_items else 'null'}",
+            f"eval.max_new_tokens={o.max_new_tokens}",
+            f"eval.batch_size={o.eval_batch_size}",
+            f"eval.generation_batch_size={o.generation_batch_size}",
+            f"task_name={task}",
+        ]
+
+
 def demo_stages(opts: DemoOptions) -> tuple[dict[str, Stage], dict[str, Any]]:
     """Every stage of the demo, in order, and facts about the run for the report."""
     data, forget = data_overrides(opts)
     pct = tofu.split_percent(forget, "forget")
-    retain, holdout = f"retain{100 - pct:02d}", f"holdout{pct:02d}"
-    common = [f"model={opts.model}", f"seed={opts.seed}", *data, *opts.extra]
-    steps = [
-        f"trainer.args.max_steps={opts.max_steps}",
-        f"trainer.args.warmup_epochs={opts.warmup_epochs}",
-    ]
-    bf16_on = use_bf16(opts.bf16)
-    bf16 = [f"trainer.args.bf16={str(bf16_on).lower()}"]
-    if not _has_cuda():  # HF refuses bf16 without a GPU unless told to train on the CPU
-        bf16.append("+trainer.args.use_cpu=true")
-
-    def finetune(split: str) -> list[str]:
-        return [
-            *common,
-            "experiment=finetune/tofu/default",
-            f"train_split={split}",
-            f"trainer.args.learning_rate={opts.lr}",
-            f"trainer.args.num_train_epochs={opts.epochs}",
-            f"trainer.args.per_device_train_batch_size={opts.batch_size}",
-            "trainer.args.gradient_accumulation_steps=1",
-            *steps,
-            *bf16,
-        ]
-
-    def evaluate(model_dir: Path, retain_log: Path | None) -> list[str]:
-        return [
-            *common,
-            "experiment=eval/tofu/default",
-            f"forget_split={forget}",
-            f"holdout_split={holdout if opts.privleak else 'null'}",
-            f"model.model_args.pretrained_model_name_or_path={model_dir}",
-            f"retain_logs_path={retain_log if retain_log else 'null'}",
-            f"eval.max_items={opts.eval_items if opts.eval_items else 'null'}",
-            f"eval.utility_items={opts.utility_items if opts.utility_items else 'null'}",
-            f"eval.max_new_tokens={opts.max_new_tokens}",
-            f"eval.batch_size={opts.eval_batch_size}",
-            f"eval.generation_batch_size={opts.generation_batch_size}",
-        ]
-
+    retain = f"retain{100 - pct:02d}"
+    ov = StageOverrides(opts, data, forget, retain, f"holdout{pct:02d}", use_bf16(opts.bf16))
     out = opts.out
     stages: dict[str, Stage] = {}
     stages["target"] = Stage(
         f"finetune the target on every author (full) with {opts.model}",
         "train",
         "train",
-        finetune("full") + ["task_name=demo_target"],
+        ov.finetune("full", "demo_target"),
         out / "target",
     )
     stages["retain"] = Stage(
         f"finetune the retain model on {retain} only (never sees {forget})",
         "train",
         "train",
-        finetune(retain) + ["task_name=demo_retain"],
+        ov.finetune(retain, "demo_retain"),
         out / "retain",
     )
     retain_log = out / "evals" / "retain" / "TOFU_EVAL.json"
@@ -229,7 +270,7 @@ def demo_stages(opts: DemoOptions) -> tuple[dict[str, Stage], dict[str, Any]]:
         "evaluate the retain model (its log is forget_quality's reference)",
         "eval",
         "eval",
-        evaluate(out / "retain", None) + ["task_name=demo_eval_retain"],
+        ov.evaluate(out / "retain", None, "demo_eval_retain"),
         out / "evals" / "retain",
         upstream=[stages["retain"]],
     )
@@ -238,7 +279,7 @@ def demo_stages(opts: DemoOptions) -> tuple[dict[str, Stage], dict[str, Any]]:
         "evaluate the target (before unlearning)",
         "eval",
         "eval",
-        evaluate(out / "target", retain_log) + ["task_name=demo_eval_target"],
+        ov.evaluate(out / "target", retain_log, "demo_eval_target"),
         out / "evals" / "target",
         upstream=[stages["target"], *ref],
     )
@@ -248,21 +289,7 @@ def demo_stages(opts: DemoOptions) -> tuple[dict[str, Stage], dict[str, Any]]:
             f"unlearn {forget} from the target with {m}",
             "train",
             "unlearn",
-            [
-                *common,
-                "experiment=unlearn/tofu/default",
-                f"trainer={m}",
-                f"forget_split={forget}",
-                f"retain_split={retain}",
-                f"model.model_args.pretrained_model_name_or_path={out / 'target'}",
-                f"trainer.args.learning_rate={opts.unlearn_lr}",
-                f"trainer.args.num_train_epochs={opts.unlearn_epochs}",
-                f"trainer.args.per_device_train_batch_size={opts.unlearn_batch_size}",
-                "trainer.args.gradient_accumulation_steps=1",
-                *steps,
-                *bf16,
-                f"task_name=demo_{m}",
-            ],
+            ov.unlearn(m, out / "target", f"demo_{m}"),
             run,
             upstream=[stages["target"]],
         )
@@ -270,26 +297,31 @@ def demo_stages(opts: DemoOptions) -> tuple[dict[str, Stage], dict[str, Any]]:
             f"evaluate {m}",
             "eval",
             "eval",
-            evaluate(run, retain_log) + [f"task_name=demo_eval_{m}"],
+            ov.evaluate(run, retain_log, f"demo_eval_{m}"),
             out / "evals" / m,
             upstream=[stages[f"unlearn:{m}"], *ref],
         )
-    folder = data_folder(opts, data)
+    _describe_inputs(stages, ov)
+    facts = {"forget_split": forget, "retain_split": retain, "data_overrides": data}
+    return stages, facts
+
+
+def _describe_inputs(stages: dict[str, Stage], ov: StageOverrides) -> None:
+    """Each stage's data fingerprints (part of its cache key), autocast and progress display."""
+    folder = data_folder(ov.opts, ov.data)
     reads = {
         "target": ["full"],
-        "retain": [retain],
-        "eval": [f"{forget}_perturbed", "retain_perturbed", "real_authors_perturbed"]
-        + ["world_facts_perturbed", holdout],
-        "unlearn": [forget, retain, "full"],
+        "retain": [ov.retain],
+        "eval": [f"{ov.forget}_perturbed", "retain_perturbed", "real_authors_perturbed"]
+        + ["world_facts_perturbed", ov.holdout],
+        "unlearn": [ov.forget, ov.retain, "full"],
     }
     for name, st in stages.items():
-        st.autocast_bf16 = st.kind == "eval" and bf16_on
+        st.autocast_bf16 = st.kind == "eval" and ov.bf16_on
         files = reads.get(name) or reads[name.split(":")[0]]
         st.inputs = file_fingerprints(folder, files)
         if st.kind == "train":  # a progress bar per training run (HF hides it when quiet)
             st.display = ["+trainer.args.disable_tqdm=false"]
-    facts = {"forget_split": forget, "retain_split": retain, "data_overrides": data}
-    return stages, facts
 
 
 def data_folder(opts: DemoOptions, data: list[str]) -> str | None:
@@ -412,87 +444,35 @@ def run_compare(items: list[str], overrides: list[str], out: Path | None = None)
     """Each item is a method name (trained with ``unlearn.yaml`` and evaluated, as in the guide's
     loop; runs whose results exist are reused) or an evaluation folder (collected as it is)."""
     _quiet_libraries()
-    if not items:
-        raise ConfigError(
-            "obliviate compare needs method names (e.g. SimNPO NPO) or evaluation folders"
-        )
     t0 = time.perf_counter()
+    methods = set(trainer_names()) - {"finetune"}
+    plan = _classify_items(items, methods)
     train_ov, eval_ov = split_overrides(overrides)
     overwrite = any(
         _key(o) == "overwrite" and o.split("=", 1)[1].lower() == "true" for o in overrides
     )
-    methods = set(trainer_names()) - {"finetune"}
-    plan: list[tuple[str, Any]] = []
-    for item in items:
-        if Path(item).is_dir():
-            plan.append((item, R.find_eval_file(Path(item))))
-        elif item in methods:
-            plan.append((item, None))
-        else:
-            raise ConfigError(
-                f"{item!r} is neither an evaluation folder nor a method; methods: {', '.join(sorted(methods))}"
-            )
-
     base_eval = compose("eval", ["task_name=compare", "experiment=eval/tofu/default", *eval_ov])
     forget = str(base_eval.forget_split)
     retain_log_path = base_eval.get("retain_logs_path")
-    stages: dict[str, tuple[Stage, Stage]] = {}
-    for name, found in plan:
-        if found is not None:
-            continue
-        ov = [
-            "experiment=unlearn/tofu/default",
-            f"trainer={name}",
-            f"task_name=tofu_{name}_{forget}",  # the guide's naming
-            *[o for o in train_ov if _key(o) != "task_name"],
-        ]
-        run_dir = Path(compose("unlearn", ov).paths.output_dir)
-        train = Stage(f"unlearn {forget} with {name}", "train", "unlearn", ov, run_dir)
-        train.overwrite = overwrite
-        train.display = ["+trainer.args.disable_tqdm=false"]
-        ev_ov = [
-            "experiment=eval/tofu/default",
-            f"task_name=tofu_{name}_{forget}",
-            *[o for o in eval_ov if _key(o) not in ("task_name",)],
-            f"model.model_args.pretrained_model_name_or_path={run_dir}",
-        ]
-        ev = Stage(f"evaluate {name}", "eval", "eval", ev_ov, run_dir / "evals", [train])
-        ev.overwrite = overwrite
-        for st in (train, ev):
-            st.config()  # every config composes before anything runs
-        stages[name] = (train, ev)
+    stages = {
+        name: _method_stages(name, forget, train_ov, eval_ov, overwrite)
+        for name, found in plan
+        if found is None
+    }
 
     progress = Progress(2 * len(stages) + 1)
-    rows: list[R.Row] = []
     retain_log = None
     if retain_log_path:
         from obliviate.eval.retain_log import load_retain_log
 
         retain_log = load_retain_log(retain_log_path)
+    rows: list[R.Row] = []
     for name, found in plan:
         if found is None:
-            train, ev = stages[name]
-            reuse = not overwrite and (train.is_done() or _complete_run(train.out))
-            if reuse:
-                progress.done += 1
-                progress.say(
-                    f"[{progress.done}/{progress.total}] {train.label}: reusing {train.out}"
-                )
-            else:
-                progress.run(train, fresh=True)
-            if reuse and (ev.out / "TOFU_EVAL.json").is_file():
-                progress.done += 1
-                progress.say(f"[{progress.done}/{progress.total}] {ev.label}: reusing {ev.out}")
-            else:
-                progress.run(ev, fresh=True)
-            found = ev.out / "TOFU_EVAL.json"
-        label = _label(name, found)
-        kind = (
-            "retain"
-            if retain_log_path and Path(found).resolve() == Path(retain_log_path).resolve()
-            else ("method" if name in methods else "model")
-        )
-        rows.append(R.load_row(label, kind, found, retain_log, retain_log_path))
+            found = _run_or_reuse(*stages[name], progress, overwrite)
+        retain_row = retain_log_path and Path(found).resolve() == Path(retain_log_path).resolve()
+        kind = "retain" if retain_row else ("method" if name in methods else "model")
+        rows.append(R.load_row(_label(name, found), kind, found, retain_log, retain_log_path))
     out = out or Path(base_eval.paths.root) / "compare" / forget
     meta = {
         "title": "obliviate compare",
@@ -513,6 +493,68 @@ def run_compare(items: list[str], overrides: list[str], out: Path | None = None)
             "pass retain_logs_path=<retain model's TOFU_EVAL.json>"
         )
     return report
+
+
+def _classify_items(items: list[str], methods: set[str]) -> list[tuple[str, Path | None]]:
+    """(item, its TOFU_EVAL.json) for an evaluation folder, (item, None) for a method name."""
+    if not items:
+        raise ConfigError(
+            "obliviate compare needs method names (e.g. SimNPO NPO) or evaluation folders"
+        )
+    plan: list[tuple[str, Path | None]] = []
+    for item in items:
+        if Path(item).is_dir():
+            plan.append((item, R.find_eval_file(Path(item))))
+        elif item in methods:
+            plan.append((item, None))
+        else:
+            raise ConfigError(
+                f"{item!r} is neither an evaluation folder nor a method; methods: {', '.join(sorted(methods))}"
+            )
+    return plan
+
+
+def _method_stages(
+    name: str, forget: str, train_ov: list[str], eval_ov: list[str], overwrite: bool
+) -> tuple[Stage, Stage]:
+    """The guide's loop body for one method: unlearn, then evaluate the unlearned run. Both
+    configs are composed here, so a mistake surfaces before anything runs."""
+    ov = [
+        "experiment=unlearn/tofu/default",
+        f"trainer={name}",
+        f"task_name=tofu_{name}_{forget}",  # the guide's naming
+        *[o for o in train_ov if _key(o) != "task_name"],
+    ]
+    run_dir = Path(compose("unlearn", ov).paths.output_dir)
+    train = Stage(f"unlearn {forget} with {name}", "train", "unlearn", ov, run_dir)
+    train.display = ["+trainer.args.disable_tqdm=false"]
+    ev_ov = [
+        "experiment=eval/tofu/default",
+        f"task_name=tofu_{name}_{forget}",
+        *[o for o in eval_ov if _key(o) not in ("task_name",)],
+        f"model.model_args.pretrained_model_name_or_path={run_dir}",
+    ]
+    ev = Stage(f"evaluate {name}", "eval", "eval", ev_ov, run_dir / "evals", [train])
+    for st in (train, ev):
+        st.overwrite = overwrite
+        st.config()
+    return train, ev
+
+
+def _run_or_reuse(train: Stage, ev: Stage, progress: Progress, overwrite: bool) -> Path:
+    """Run a method's two stages unless a finished run (and its evaluation) is already there."""
+    reuse = not overwrite and (train.is_done() or _complete_run(train.out))
+    if reuse:
+        progress.done += 1
+        progress.say(f"[{progress.done}/{progress.total}] {train.label}: reusing {train.out}")
+    else:
+        progress.run(train, fresh=True)
+    if reuse and (ev.out / "TOFU_EVAL.json").is_file():
+        progress.done += 1
+        progress.say(f"[{progress.done}/{progress.total}] {ev.label}: reusing {ev.out}")
+    else:
+        progress.run(ev, fresh=True)
+    return ev.out / "TOFU_EVAL.json"
 
 
 def _complete_run(folder: Path) -> bool:
