@@ -128,7 +128,41 @@ def readme(runs: list[tuple[int, Path, dict]]) -> str:
     ]
     for s, folder, _ in runs:
         lines += ["", f"### seed {s}", "", (folder / "comparison.md").read_text().rstrip()]
-    return "\n".join(lines + other_settings()) + "\n"
+    return "\n".join(lines + idle_run(runs) + other_settings()) + "\n"
+
+
+def idle_run(runs: list[tuple[int, Path, dict]]) -> list[str]:
+    """``idle_fresh_run/``: the default demo run again from nothing on an otherwise idle machine
+    (the wall time a user sees), compared row by row with the committed table of its seed."""
+    path = HERE / "idle_fresh_run" / "comparison.json"
+    if not path.is_file():
+        return []
+    r = json.loads(path.read_text())
+    seed = r["settings"]["seed"]
+    same_seed = [rep for s, _, rep in runs if s == seed]
+    keys = ("forget_quality", "model_utility", "forget_truth_ratio", "forget_Q_A_Prob")
+    if same_seed:
+        other = rows(same_seed[0])
+        equal = all(
+            row.get(k) == other[row["name"]].get(k) for row in r["rows"] for k in keys
+        )
+        verdict = (
+            f"every row's {', '.join(keys)} equal to the seed-{seed} table above: "
+            + ("yes, bit for bit" if equal else "NO")
+        )
+    else:
+        verdict = f"no committed seed-{seed} table to compare with"
+    load = r.get("load_average") or {}
+    reused = sum(1 for st in r.get("stages") or [] if st.get("reused"))
+    return [
+        "",
+        "## One fresh run on an idle machine ([idle_fresh_run](idle_fresh_run/))",
+        "",
+        f"`obliviate demo --seed {seed}` into an empty folder ({reused} stages reused), nothing "
+        f"else running: **{r['wall_seconds']:.0f} s wall time** on {r['device']}, 1-min load "
+        f"average {load.get('start')} -> {load.get('end')}, {r.get('stage_cpu_seconds_total')} "
+        f"CPU seconds; {verdict}.",
+    ]
 
 
 def other_settings() -> list[str]:
