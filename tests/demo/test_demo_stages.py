@@ -69,3 +69,39 @@ def test_the_default_demo_forgets_at_least_40_items_and_keeps_3_authors():
     assert len(splits[forget]) >= 40
     assert len(splits[retain]) >= 3 * B.QA_PER_AUTHOR
     assert opts.methods == ("SimNPO", "NPO", "GradDiff", "GradAscent")
+
+
+def test_method_lr_reaches_only_that_methods_unlearning_stage(tmp_path):
+    """--method-lr NPO=3e-5 sets NPO's unlearning lr; the others keep --unlearn-lr 7e-5."""
+    from obliviate.demo.cli import parse_method_lr
+    from obliviate.demo.pipeline import DemoOptions, demo_stages
+
+    opts = DemoOptions(
+        out=tmp_path, unlearn_lr=7e-5, method_lr=parse_method_lr(["NPO=3e-5"]),
+        methods=("NPO", "GradDiff"),
+    )  # fmt: skip
+    opts.validate()
+    stages, _ = demo_stages(opts)
+    lrs = {
+        m: [o for o in stages[f"unlearn:{m}"].overrides if o.startswith("trainer.args.learning_rate=")]
+        for m in ("NPO", "GradDiff")
+    }
+    assert lrs == {
+        "NPO": ["trainer.args.learning_rate=3e-05"],
+        "GradDiff": ["trainer.args.learning_rate=7e-05"],
+    }
+    # The finetuning stages keep their own lr (--lr, 2e-4 by default).
+    assert "trainer.args.learning_rate=0.0002" in stages["target"].overrides
+
+
+@pytest.mark.parametrize(
+    "item, needle", [("NPO=fast", "use METHOD=LR"), ("NPO=-1e-5", "must be a learning rate > 0"),
+                     ("Nope=1e-5", "is not an unlearning method")],
+)  # fmt: skip
+def test_bad_method_lr_is_one_error(item, needle, tmp_path):
+    from obliviate.demo.cli import parse_method_lr
+    from obliviate.demo.pipeline import DemoOptions
+    from obliviate.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=needle):
+        DemoOptions(out=tmp_path, method_lr=parse_method_lr([item])).validate()

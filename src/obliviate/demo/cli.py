@@ -75,6 +75,11 @@ def demo_parser() -> argparse.ArgumentParser:
             flag, type=type(default), default=default, help=f"{text} (default %(default)s)"
         )
     p.add_argument(
+        "--method-lr", action="append", default=[], metavar="METHOD=LR",
+        help="unlearning lr of one method instead of --unlearn-lr (repeatable; default "
+        + (", ".join(f"{m}={lr:g}" for m, lr in d.method_lr.items()) or "none") + ")",
+    )  # fmt: skip
+    p.add_argument(
         "--methods", default=",".join(DEFAULT_METHODS),
         help="comma-separated unlearning methods (default %(default)s)",
     )  # fmt: skip
@@ -124,10 +129,23 @@ def demo_main(argv: list[str]) -> int:
         eval_items=args.eval_items or None,  # 0 on the command line = all
         utility_items=args.utility_items or None,
         extra=list(args.extra),
+        method_lr={**DemoOptions().method_lr, **parse_method_lr(args.method_lr)},
     )
     opts = DemoOptions(**values)
     run_demo(opts)
     return 0
+
+
+def parse_method_lr(items: list[str]) -> dict[str, float]:
+    """``["NPO=5e-5", ...]`` -> ``{"NPO": 5e-05}``; a malformed item is one error line."""
+    out: dict[str, float] = {}
+    for item in items:
+        method, _, value = item.partition("=")
+        try:
+            out[method.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"--method-lr {item!r}: use METHOD=LR, e.g. NPO=5e-5") from None
+    return out
 
 
 def compare_main(argv: list[str]) -> int:

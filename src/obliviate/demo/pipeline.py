@@ -26,6 +26,12 @@ from obliviate.demo.stages import CONFIG_DIR, Stage, compose, describe, file_fin
 from obliviate.errors import ConfigError
 
 DEFAULT_METHODS = ("SimNPO", "NPO", "GradDiff", "GradAscent")
+#: Unlearning learning rates that differ from ``unlearn_lr``, per method (papers tune the lr per
+#: method too). Chosen on seeds 0-2 (docs/results/2026-12-02_cpu_demo): with every method at
+#: 1e-4, SimNPO (whose forget term is weighted by gamma 0.125) fell short of a tenfold
+#: forget_quality gain on seed 0, while NPO and GradAscent (no retain term) lost the
+#: real-author answers on seed 1; at these rates all four meet the bar on all three seeds.
+DEFAULT_METHOD_LR: dict[str, float] = {"SimNPO": 1.5e-4, "NPO": 5e-5, "GradAscent": 5e-5}
 
 
 @dataclass
@@ -34,9 +40,9 @@ class DemoOptions:
     readable result: 5 authors of 20 QA, the last 2 forgotten (n = 40 forget items, so the KS
     p-value moves in fine steps) and 3 kept (with a single retain author SimNPO's retain loss
     taught the model to answer every "who wrote X" with that author); 3 finetuning epochs;
-    1 unlearning epoch of 10 steps at lr 1e-4 (at 1.5e-4 NPO, GradDiff and GradAscent lost the
-    real authors' answers on seed 1: model_utility 0); 8 items per utility split and 32-token
-    answers. Each method keeps its config's own arguments. Every knob scales up."""
+    1 unlearning epoch of 10 steps at lr 1e-4, or the method's own rate in ``method_lr``
+    (``DEFAULT_METHOD_LR``); 8 items per utility split and 32-token answers. Each method keeps
+    its config's own arguments. Every knob scales up."""
 
     out: Path = Path("saves/demo")
     model: str = "SmolLM2-135M-Instruct"
@@ -51,6 +57,8 @@ class DemoOptions:
     batch_size: int = 16
     unlearn_epochs: float = 1.0
     unlearn_lr: float = 1e-4
+    #: per-method unlearning lr, overriding ``unlearn_lr`` (``--method-lr NPO=5e-5``)
+    method_lr: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_METHOD_LR))
     warmup_epochs: float = 0.5  # every training stage (the guide's 1.0 is long for so few steps)
     unlearn_batch_size: int = 4
     max_steps: int = -1  # every training stage; -1 = run the epochs (a positive number: smoke runs)
@@ -66,6 +74,9 @@ class DemoOptions:
     bf16: str = "auto"  # bfloat16 autocast, training and evaluation: auto = GPU or CPU with native bf16
     fresh: bool = False  # rerun every stage even if its result is cached
     extra: list[str] = field(default_factory=list)  # more Hydra overrides for every stage
+
+    def unlearn_lr_for(self, method: str) -> float:
+        return self.method_lr.get(method, self.unlearn_lr)
 
     def validate(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):
@@ -95,6 +106,11 @@ class DemoOptions:
             raise ConfigError(
                 f"--max-steps {self.max_steps}; use -1 (run the epochs) or a positive number"
             )
+        for m, lr in self.method_lr.items():
+            if m not in trainer_names() or m == "finetune":
+                raise ConfigError(f"--method-lr {m}={lr}: {m!r} is not an unlearning method")
+            if not (isinstance(lr, (int, float)) and lr > 0):
+                raise ConfigError(f"--method-lr {m}={lr} must be a learning rate > 0")
         if not self.methods:
             raise ConfigError("--methods is empty; name at least one, e.g. --methods SimNPO")
         known = trainer_names()
@@ -217,7 +233,7 @@ class StageOverrides:
             f"forget_split={self.forget}",
             f"retain_split={self.retain}",
             f"model.model_args.pretrained_model_name_or_path={target}",
-            f"trainer.args.learning_rate={o.unlearn_lr}",
+            f"trainer.args.learning_rate={o.unlearn_lr_for(method)}",
             f"trainer.args.num_train_epochs={o.unlearn_epochs}",
             f"trainer.args.per_device_train_batch_size={o.unlearn_batch_size}",
             "trainer.args.gradient_accumulation_steps=1",

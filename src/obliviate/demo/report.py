@@ -193,7 +193,9 @@ def settings_line(report: dict[str, Any]) -> str:
     text = (
         f"Demo settings: {report.get('data')}, {st['forget_authors']} forgotten; finetuning "
         f"{st['epochs']:g} epochs at lr {st['lr']:g}, batch {st['batch_size']}; unlearning "
-        f"{st['unlearn_epochs']:g} epoch(s) at lr {st['unlearn_lr']:g}, batch "
+        f"{st['unlearn_epochs']:g} epoch(s) at lr {st['unlearn_lr']:g}"
+        + "".join(f", {m} at lr {lr:g}" for m, lr in (st.get("method_lr") or {}).items())
+        + ", batch "
         f"{st['unlearn_batch_size']} (each forget item paired with a retain item), warm-up "
         f"{st['warmup_epochs']:g} epoch; {st['utility_items']} items per utility split, "
         f"{st['max_new_tokens']}-token answers"
