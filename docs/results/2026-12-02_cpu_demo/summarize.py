@@ -20,16 +20,16 @@ HERE = Path(__file__).resolve().parent
 FQ_FACTOR, MU_TOLERANCE = 10.0, 0.1
 # Written by hand for the runs of 2026-12-02 (its figures are in the tables below).
 READING = (
-    "**Reading.** Holds in every seed: the target is far from the retain model, every method "
-    "raises forget_quality over its seed's target, and GradDiff meets the bar in all three. "
-    "Varies: SimNPO's gain (just under x10 on seed 0, far above on seeds 1 and 2), and "
-    "model_utility on seed 1, where NPO's and GradAscent's fall to 0. model_utility is the "
-    "harmonic mean of nine numbers; there one of them, the ROUGE-L of the 8 real-author answers, "
-    "is 0 (the generations name the wrong authors) while the other eight stay near the "
-    "target's. With unlearning lr 1.5e-4 (kept below) SimNPO meets the bar on seeds 0 and 1, but "
-    "NPO, GradDiff and GradAscent lose model_utility on seed 1 the same way. So the issue's bar "
-    "(every method, every seed) is **not** met yet by the default; next to try: more utility "
-    "items (`--utility-items`), more retain authors, a lower lr for NPO/GradAscent only."
+    "**Reading.** With the default's per-method unlearning rates (SimNPO 1.5e-4, NPO and "
+    "GradAscent 5e-5, GradDiff 1e-4) every method meets the bar on every seed. Holds in every "
+    "seed: the target is far from the retain model and each method raises forget_quality by "
+    "orders of magnitude while model_utility stays near the target's. Varies: the size of the "
+    "gain (a KS p-value over 40 items; SimNPO's is the smallest on seeds 0 and 1) and GradDiff's "
+    "utility cost on seed 1 (the closest to the 0.1 limit). Kept below, the runs that led to "
+    "these rates: with every method at 1e-4 SimNPO fell short of x10 on seed 0 and NPO and "
+    "GradAscent lost the real-author answers on seed 1 (model_utility 0: one of its nine parts, "
+    "the ROUGE-L of the 8 real-author answers, was 0); with every method at 1.5e-4 SimNPO passed "
+    "but NPO, GradDiff and GradAscent lost model_utility on seed 1."
 )  # the issue's bar: forget_quality x10, utility within 0.1
 
 
@@ -119,22 +119,31 @@ def readme(runs: list[tuple[int, Path, dict]]) -> str:
         )
     lines += [
         "",
-        "The machine's 2 cores were shared with four other jobs during these runs (the three seeds "
-        "ran side by side with one torch thread each; the load averages are at the start and end "
-        "of the last call only, and were near 10-14 while the targets were finetuned), so the "
-        "wall times are stretched several-fold; the CPU seconds are what the stages used.",
+        "These tables come from calls that reused cached stages (the targets, retain models and "
+        "most evaluations were made earlier, while four other jobs shared the 2 cores, one torch "
+        "thread each), so their wall times say little; the CPU seconds are what the stages used. "
+        "The wall time a user sees is the fresh run on an idle machine below.",
         "",
         "## The three tables",
     ]
     for s, folder, _ in runs:
         lines += ["", f"### seed {s}", "", (folder / "comparison.md").read_text().rstrip()]
-    return "\n".join(lines + idle_run(runs) + other_settings()) + "\n"
+    earlier = seeds(HERE, "all_at_lr_1e-4_seed*")
+    return (
+        "\n".join(
+            lines
+            + idle_run("idle_fresh_run", runs, "the default")
+            + idle_run("all_at_lr_1e-4_idle_fresh_run", earlier, "every method at lr 1e-4")
+            + other_settings()
+        )
+        + "\n"
+    )
 
 
-def idle_run(runs: list[tuple[int, Path, dict]]) -> list[str]:
-    """``idle_fresh_run/``: the default demo run again from nothing on an otherwise idle machine
-    (the wall time a user sees), compared row by row with the committed table of its seed."""
-    path = HERE / "idle_fresh_run" / "comparison.json"
+def idle_run(folder: str, runs: list[tuple[int, Path, dict]], what: str) -> list[str]:
+    """``<folder>/``: the demo run again from nothing on an otherwise idle machine (the wall
+    time a user sees), compared row by row with the committed table of its seed."""
+    path = HERE / folder / "comparison.json"
     if not path.is_file():
         return []
     r = json.loads(path.read_text())
@@ -147,7 +156,7 @@ def idle_run(runs: list[tuple[int, Path, dict]]) -> list[str]:
             row.get(k) == other[row["name"]].get(k) for row in r["rows"] for k in keys
         )
         verdict = (
-            f"every row's {', '.join(keys)} equal to the seed-{seed} table above: "
+            f"every row's {', '.join(keys)} equal to the committed seed-{seed} table of the same settings: "
             + ("yes, bit for bit" if equal else "NO")
         )
     else:
@@ -156,7 +165,7 @@ def idle_run(runs: list[tuple[int, Path, dict]]) -> list[str]:
     reused = sum(1 for st in r.get("stages") or [] if st.get("reused"))
     return [
         "",
-        "## One fresh run on an idle machine ([idle_fresh_run](idle_fresh_run/))",
+        f"## One fresh run on an idle machine, {what} ([{folder}]({folder}/))",
         "",
         f"`obliviate demo --seed {seed}` into an empty folder ({reused} stages reused), nothing "
         f"else running: **{r['wall_seconds']:.0f} s wall time** on {r['device']}, 1-min load "
@@ -176,8 +185,7 @@ def other_settings() -> list[str]:
             "",
             f"## Also run: {group} (folders {', '.join(f'[{f.name}]({f.name}/)' for _, f, _ in runs)})",
             "",
-            f"Same targets and retain models, unlearning lr {st['unlearn_lr']:g} instead of the "
-            "default's:",
+            f"Same targets and retain models, every method at unlearning lr {st['unlearn_lr']:g}:",
             "",
             *method_lines(runs),
         ]
