@@ -63,11 +63,6 @@ def _raw_trainer_args(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg.trainer.args, resolve=True)  # type: ignore[return-value]
 
 
-def current_world_size() -> int:
-    """Processes as the launcher started them (1 for a plain ``python`` run)."""
-    return launched()[1]
-
-
 def check_trainer_args(cfg: DictConfig) -> None:
     """The cheap checks of ``trainer.args`` / ``trainer.effective_batch_size``, run before any
     data or model is loaded."""
@@ -162,7 +157,7 @@ def accumulation_for(cfg: DictConfig, world: int | None = None) -> int:
     eff = cfg.trainer.get("effective_batch_size")
     if eff is None:
         return ga
-    world = world or current_world_size()
+    world = world or launched()[1]
     per_step = int(raw.get("per_device_train_batch_size", 1)) * world
     if int(eff) < 1 or int(eff) % per_step:
         raise ConfigError(
@@ -198,7 +193,7 @@ def training_arguments(
             raise ConfigError(
                 "set either trainer.args.warmup_epochs or trainer.args.warmup_steps, not both"
             )
-        world = world_size or current_world_size()
+        world = world_size or launched()[1]
         per_step = (
             int(raw.get("per_device_train_batch_size", 8))
             * int(raw.get("gradient_accumulation_steps", 1))

@@ -128,7 +128,7 @@ def run(fn: Callable[[DictConfig], Any], default_config: str, argv: list[str] | 
     try:
         name, overrides = parse_argv(argv, default_config)
         cfg = compose(name, overrides)
-        relaunch_cpu_processes(argv)
+        relaunch_cpu_processes()
         return fn(cfg)
     except ConfigError as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -165,7 +165,7 @@ def requested_cpu_processes(launcher_argv: list[str]) -> int:
     return 1
 
 
-def relaunch_cpu_processes(argv: list[str]) -> None:
+def relaunch_cpu_processes() -> None:
     """Honour ``accelerate launch --cpu --num_processes N``.
 
     accelerate's ``--cpu`` always starts ONE process and silently drops ``--num_processes``, so a
