@@ -111,6 +111,9 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
         ),
         plan.method_args,
     )
+    if len(train_ds) != n_train:  # a text corpus trains on chunks, not on its documents
+        n_train = len(train_ds)
+        targs, group = training_arguments(cfg, n_train)
 
     # 5. Trainer.
     guard = FiniteLossGuard()
