@@ -65,10 +65,7 @@ class TofuTrainingSource:
     def prepare_tokenizer(self, tokenizer: Any) -> Any:
         return prepare_tokenizer(tokenizer, ChatFormat.from_config(self.cfg.model.template))
 
-    def qa_encoder(self, tokenizer: Any) -> QAEncoder:
-        fmt = ChatFormat.from_config(self.cfg.model.template)
-        return QAEncoder(tokenizer, fmt, max_length=int(self.cfg.data.max_length))
-
     def encoder(self, tokenizer: Any) -> Any:
-        enc = self.qa_encoder(tokenizer)
+        fmt = ChatFormat.from_config(self.cfg.model.template)
+        enc = QAEncoder(tokenizer, fmt, max_length=int(self.cfg.data.max_length))
         return lambda rows: encode_rows(enc, rows)
