@@ -1,5 +1,5 @@
 """Raw-text training data: chunk boundaries worked out by hand, the text training source end to
-end on the tiny byte-level model, and the clear refusals (QA-only methods, TOFU eval hook)."""
+end on the tiny byte-level model, and the clear refusals (QA-only methods, missing files)."""
 
 from __future__ import annotations
 
@@ -126,16 +126,11 @@ def test_graddiff_unlearns_text_chunks_and_every_weight_moves(tmp_path):
     assert len(moved) == len(list(start.parameters()))
 
 
-def test_qa_only_methods_and_the_tofu_eval_hook_are_refused_before_loading(tmp_path):
+def test_qa_only_methods_and_missing_files_are_refused_before_loading(tmp_path):
     from obliviate.training import preflight
 
     folder = write_corpus(tmp_path / "c")
     with pytest.raises(ConfigError, match="IdkDPO needs question/answer pairs"):
         preflight(compose_config(text_overrides(folder, tmp_path / "a", "IdkDPO")))
-    cfg = compose_config(
-        [*text_overrides(folder, tmp_path / "b", "SimNPO"), "trainer.args.eval_strategy=steps"]
-    )
-    with pytest.raises(ConfigError, match="eval_strategy=no"):
-        preflight(cfg)
     with pytest.raises(ConfigError, match="has no file for split"):
         preflight(compose_config(text_overrides(tmp_path / "nowhere", tmp_path / "c2", "NPO")))

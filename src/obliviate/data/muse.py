@@ -196,11 +196,6 @@ class MuseTrainingSource(TextCorpusSource):
 
     def check(self, splits: list[str], method_cls: type) -> int | None:
         check_text_method(method_cls)
-        if str(self.cfg.trainer.args.get("eval_strategy", "no")) != "no":
-            raise ConfigError(
-                "evaluation during training is the TOFU evaluation; on MUSE set "
-                "trainer.args.eval_strategy=no and evaluate the saved model with experiment=eval/muse/default"
-            )
         self.data.check([p for s in splits for p in self.parts(s, str(self.cfg.mode))])
         return None
 
