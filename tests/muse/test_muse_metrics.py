@@ -62,3 +62,14 @@ def test_the_papers_auc_is_one_minus_ours_and_privleak_agrees():
     paper = (paper_auc - (1 - retain_auc)) / (1 - retain_auc) * 100
     assert M.privleak(auc, retain_auc) == pytest.approx(paper)
     assert M.privleak(auc, retain_auc) == pytest.approx((1 / 6 - 0.45) / 0.45 * 100)
+
+
+def test_the_papers_verbmem_reference_is_gt_cut_to_the_generation_length_bos_counted():
+    from obliviate.eval.muse_eval import TextPrompter, paper_reference
+    from obliviate.models.tiny import build_tiny_tokenizer
+
+    pr = TextPrompter(build_tiny_tokenizer("bytes"))  # one token per byte, BOS = 256
+    # BOS + "abcdef" cut to 4 tokens = BOS a b c -> "abc"
+    assert paper_reference(pr, "abcdef", 4) == "abc"
+    assert paper_reference(pr, "ab", 128) == "ab"
+    assert pr.prompt_ids("hi") == [256, 104, 105]

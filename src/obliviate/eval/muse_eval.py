@@ -174,11 +174,8 @@ def verbmem_metrics(
     n_new = settings.verbmem_max_new_tokens
     prompts = [r["prompt"] for r in rows]
     gens = generate(model, pr, prompts, n_new, settings, "verbmem")
-    if settings.protocol == "paper":  # gt cut to the generation length, BOS counted
-        refs = [
-            pr.tokenizer.decode((pr.prefix + pr.ids(r["gt"]))[:n_new], skip_special_tokens=True)
-            for r in rows
-        ]
+    if settings.protocol == "paper":
+        refs = [paper_reference(pr, r["gt"], n_new) for r in rows]
     else:
         refs = [r["gt"].strip() for r in rows]
         gens = [g.strip() for g in gens]
@@ -187,6 +184,12 @@ def verbmem_metrics(
     es = [{"score": _num(M.extraction_strength(s.pred_ids, s.label_ids))} for s in scored]
     out["extraction_strength"] = metric(MM.mean([v["score"] for v in es]), es)
     return out
+
+
+def paper_reference(pr: TextPrompter, gt: str, n_new: int) -> str:
+    """The original MUSE code's verbmem reference: ``gt`` tokenised with BOS, cut to the
+    generation length (so BOS takes one of the ``n_new`` places), decoded."""
+    return pr.tokenizer.decode((pr.prefix + pr.ids(gt))[:n_new], skip_special_tokens=True)
 
 
 def verbmem_item(pr: TextPrompter, row: dict[str, Any], max_length: int) -> dict[str, list[int]]:
