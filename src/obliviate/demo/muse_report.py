@@ -67,7 +67,9 @@ def markdown(report: dict[str, Any]) -> str:
     load = report.get("load_average") or {}
     lines.append(
         f"Wall time {report['wall_seconds']:.0f} s on {report.get('cpu_count')} CPU cores "
-        f"(1-min load average {load.get('start')} at the start, {load.get('end')} at the end)."
+        f"(1-min load average {load.get('start')} at the start, {load.get('end')} at the end); "
+        f"all stages when they ran: {report.get('stage_seconds_total')} s wall, "
+        f"{report.get('stage_cpu_seconds_total')} s CPU."
     )
     return "\n".join(lines) + "\n"
 
