@@ -33,10 +33,10 @@ from obliviate.errors import ConfigError
 
 #: per-method unlearning rates (SimNPO's forget term is weighted by gamma 0.125)
 DEFAULT_METHOD_LR: dict[str, float] = {
-    "SimNPO": 1e-4,
-    "NPO": 2e-5,
-    "GradDiff": 2e-5,
-    "GradAscent": 1e-5,
+    "SimNPO": 3e-4,
+    "NPO": 1e-4,
+    "GradDiff": 1e-4,
+    "GradAscent": 5e-5,
 }
 
 
@@ -53,11 +53,11 @@ class MuseDemoOptions:
     lr: float = 4e-4
     batch_size: int = 4
     max_length: int = 256  # tokens per training chunk
-    unlearn_epochs: float = 5.0
+    unlearn_epochs: float = 2.0  # one step per epoch at the default sizes
     unlearn_batch_size: int = 4
     method_lr: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_METHOD_LR))
     max_steps: int = -1
-    verbmem_tokens: int = 64  # MUSE: 128
+    verbmem_tokens: int = 32  # MUSE: 128 (each token is a decoding step on the CPU)
     bf16: str = "auto"
     fresh: bool = False
     extra: list[str] = field(default_factory=list)
