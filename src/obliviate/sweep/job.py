@@ -5,6 +5,7 @@ matches what is asked now (:mod:`obliviate.sweep.record`) is reused, and the log
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,14 +105,16 @@ def point_configs(
         train_cfg.paths.output_dir = str(folder)
     lora = train_cfg.model.get("lora") or {}
     model_dir = folder / MERGED_DIR if lora.get("r") and lora.get("merge") else folder
-    ov = eval_overrides(overrides, str(train_cfg.forget_split))
-    ov += [
-        f"task_name={train_cfg.task_name}",
-        # quoted: a point's folder name holds '=' and ','
-        f"model.model_args.pretrained_model_name_or_path='{model_dir}'",
-        f"paths.output_dir='{folder / EVAL_DIR}'",
-    ]
-    return train_cfg, compose("eval", ov)
+    ov = (*eval_overrides(overrides, str(train_cfg.forget_split)), f"task_name={train_cfg.task_name}")
+    if ov not in _EVAL_CONFIGS:  # points of a sweep usually share it: compose it once
+        _EVAL_CONFIGS[ov] = compose("eval", list(ov))
+    eval_cfg = copy.deepcopy(_EVAL_CONFIGS[ov])
+    eval_cfg.model.model_args.pretrained_model_name_or_path = str(model_dir)
+    eval_cfg.paths.output_dir = str(folder / EVAL_DIR)
+    return train_cfg, eval_cfg
+
+
+_EVAL_CONFIGS: dict[tuple[str, ...], DictConfig] = {}
 
 
 def eval_overrides(overrides: list[str], forget_split: str) -> list[str]:

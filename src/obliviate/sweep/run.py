@@ -63,14 +63,14 @@ def check_points(plan: P.SweepPlan) -> tuple[list[dict[str, Any]], Path]:
 
     if not plan.basic:
         fixed = [o for o in plan.task if o.split("=", 1)[0].lstrip("+~") in plan.fixed]
-        compose(plan.config_name, fixed)
-        sweep_dir, _ = P.sweep_folders(plan, fixed)
+        sweep_dir, _ = P.sweep_folders(plan, fixed, compose(plan.config_name, fixed))
         return [], sweep_dir
     planned, sweep_dir = [], Path()
     for point in plan.points():
-        sweep_dir, sub = P.sweep_folders(plan, point)
+        cfg = compose(plan.config_name, point)
+        sweep_dir, sub = P.sweep_folders(plan, point, cfg)
         folder = sweep_dir / sub
-        check_point(compose(plan.config_name, point), folder, point)
+        check_point(cfg, folder, point)
         planned.append(
             {"name": sub, "overrides": P.swept_part(point, plan.swept), "all_overrides": point,
              "status": _state(folder)}
