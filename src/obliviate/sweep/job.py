@@ -105,7 +105,10 @@ def point_configs(
         train_cfg.paths.output_dir = str(folder)
     lora = train_cfg.model.get("lora") or {}
     model_dir = folder / MERGED_DIR if lora.get("r") and lora.get("merge") else folder
-    ov = (*eval_overrides(overrides, str(train_cfg.forget_split)), f"task_name={train_cfg.task_name}")
+    ov = (
+        *eval_overrides(overrides, str(train_cfg.forget_split)),
+        f"task_name={train_cfg.task_name}",
+    )
     if ov not in _EVAL_CONFIGS:  # points of a sweep usually share it: compose it once
         _EVAL_CONFIGS[ov] = compose("eval", list(ov))
     eval_cfg = copy.deepcopy(_EVAL_CONFIGS[ov])

@@ -86,20 +86,22 @@ def plan_sweep(config_name: str, overrides: list[str]) -> SweepPlan:
     )
 
 
-def sweep_folders(plan: SweepPlan, point: list[str], cfg: DictConfig) -> tuple[Path, str]:
-    """(the sweep folder, this point's sub-folder name), as Hydra will compute them; ``cfg`` is
-    the point's composed config. Only when the command sets ``hydra.sweep.*`` itself is the
-    Hydra config composed to read them (a compose costs ~0.2 s)."""
-    if any(o.startswith("hydra.sweep.") for o in plan.hydra):
-        return _hydra_sweep_folders(plan, point)
+def point_dirname(plan: SweepPlan, point: list[str]) -> str:
+    """The point's folder name, as Hydra computes ``hydra.job.override_dirname`` with our
+    ``exclude_keys``: its swept overrides, sorted, joined by commas."""
     from hydra._internal.config_loader_impl import get_overrides_dirname
 
     exclude = sorted({*plan.fixed, "task_name"})
-    sub = get_overrides_dirname(_parse(point), exclude, item_sep=",", kv_sep="=")
-    return Path(str(cfg.paths.root)) / "sweep" / str(cfg.task_name), sub
+    return get_overrides_dirname(_parse(point), exclude, item_sep=",", kv_sep="=")
 
 
-def _hydra_sweep_folders(plan: SweepPlan, point: list[str]) -> tuple[Path, str]:
+def default_sweep_dir(cfg: DictConfig) -> Path:
+    return Path(str(cfg.paths.root)) / "sweep" / str(cfg.task_name)
+
+
+def hydra_sweep_folders(plan: SweepPlan, point: list[str]) -> tuple[Path, str]:
+    """The sweep folder and the point's sub-folder from the composed Hydra config: what the
+    command's hydra overrides make of them (composing also checks those overrides)."""
     from hydra import compose as hydra_compose
     from hydra.errors import HydraException
 
@@ -107,8 +109,11 @@ def _hydra_sweep_folders(plan: SweepPlan, point: list[str]) -> tuple[Path, str]:
         cfg = hydra_compose(
             plan.config_name, [*point, *plan.hydra_overrides()], return_hydra_config=True
         )
-    except HydraException as e:
-        raise ConfigError(" ".join(str(e).split()[:60])) from e
+    except HydraException as e:  # e.g. hydra/launcher=submitit_slurm without the plugin
+        hint = ""
+        if "launcher" in str(e) or "sweeper" in str(e):
+            hint = " (the submitit launchers: pip install 'obliviate[sweeps]'; optuna: pip install hydra-optuna-sweeper)"
+        raise ConfigError(" ".join(str(e).split()[:60]) + hint) from e
     sweep = OmegaConf.select(cfg, "hydra.sweep", throw_on_missing=True)
     return Path(str(sweep.dir)), str(sweep.subdir)
 

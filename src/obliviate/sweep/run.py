@@ -63,12 +63,17 @@ def check_points(plan: P.SweepPlan) -> tuple[list[dict[str, Any]], Path]:
 
     if not plan.basic:
         fixed = [o for o in plan.task if o.split("=", 1)[0].lstrip("+~") in plan.fixed]
-        sweep_dir, _ = P.sweep_folders(plan, fixed, compose(plan.config_name, fixed))
-        return [], sweep_dir
+        compose(plan.config_name, fixed)
+        return [], P.hydra_sweep_folders(plan, fixed)[0]
+    per_point = any(o.startswith("hydra.sweep.subdir=") for o in plan.hydra)
     planned, sweep_dir = [], Path()
-    for point in plan.points():
+    for i, point in enumerate(plan.points()):
         cfg = compose(plan.config_name, point)
-        sweep_dir, sub = P.sweep_folders(plan, point, cfg)
+        if plan.hydra and (i == 0 or per_point):  # compose the hydra config: checks its overrides
+            sweep_dir, sub = P.hydra_sweep_folders(plan, point)
+        else:
+            sweep_dir = sweep_dir if i else P.default_sweep_dir(cfg)
+            sub = P.point_dirname(plan, point)
         folder = sweep_dir / sub
         check_point(cfg, folder, point)
         planned.append(
