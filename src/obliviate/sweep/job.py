@@ -48,13 +48,10 @@ def run_point(
     train_cfg, eval_cfg = point_configs(cfg, folder, overrides)
     label = f"point #{num} ({','.join(swept_part(overrides, swept)) or folder.name})"
     saved = R.read_point(folder)
-    holdout = (str(eval_cfg.holdout_split),) if eval_cfg.get("holdout_split") else ()
     want_train = R.stage_record(
         train_cfg, R.WHERE_KEYS, R.data_sha256(train_cfg, R.train_splits(train_cfg))
     )
-    want_eval = R.stage_record(
-        eval_cfg, R.EVAL_WHERE_KEYS, R.data_sha256(eval_cfg, R.eval_splits(eval_cfg), holdout)
-    )
+    want_eval = R.stage_record(eval_cfg, R.EVAL_WHERE_KEYS, R.eval_data_sha256(eval_cfg))
     train_problem = R.reuse_problem(saved.get("train"), want_train, folder)
     eval_problem = (
         "training redone"

@@ -102,13 +102,25 @@ def default_sweep_dir(cfg: DictConfig) -> Path:
 def hydra_sweep_folders(plan: SweepPlan, point: list[str]) -> tuple[Path, str]:
     """The sweep folder and the point's sub-folder from the composed Hydra config: what the
     command's hydra overrides make of them (composing also checks those overrides)."""
+    import contextlib
+
     from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
 
+    from obliviate.config import CONFIG_DIR
+
+    ready = GlobalHydra.instance().is_initialized()  # inside run_sweep, or a check on its own
     try:
-        cfg = hydra_compose(
-            plan.config_name, [*point, *plan.hydra_overrides()], return_hydra_config=True
-        )
+        with (
+            contextlib.nullcontext()
+            if ready
+            else initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3")
+        ):
+            cfg = hydra_compose(
+                plan.config_name, [*point, *plan.hydra_overrides()], return_hydra_config=True
+            )
     except HydraException as e:  # e.g. hydra/launcher=submitit_slurm without the plugin
         hint = ""
         if "launcher" in str(e) or "sweeper" in str(e):

@@ -18,8 +18,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from obliviate.errors import ConfigError
-
 # Keys that say where a stage writes, or whether it may replace files: not part of "what ran".
 WHERE_KEYS = ("overwrite", "paths.output_dir", "trainer.args.output_dir")
 EVAL_WHERE_KEYS = (*WHERE_KEYS, "model.model_args.pretrained_model_name_or_path")
@@ -45,24 +43,24 @@ def train_splits(cfg: DictConfig) -> list[str]:
     return [str(cfg.train_split)]
 
 
-def eval_splits(cfg: DictConfig) -> list[str]:
-    from obliviate.eval.data import eval_split_files
-
-    return list(eval_split_files(str(cfg.forget_split)).values())
-
-
-def data_sha256(cfg: DictConfig, splits: list[str], optional: tuple[str, ...] = ()) -> dict:
-    """sha256 of each split's rows as the run loads them (Hub, local folder or built-in)."""
+def data_sha256(cfg: DictConfig, splits: list[str]) -> dict:
+    """sha256 of each training split's rows as the run loads them (Hub, folder or built-in)."""
     from obliviate.data.tofu import TofuSource
     from obliviate.utils.receipt import rows_sha256
 
     source = TofuSource.from_config(cfg)
-    out = {s: rows_sha256(source.load(s)) for s in splits}
-    for s in optional:  # e.g. the holdout split: evaluated when present
-        try:
-            out[s] = rows_sha256(source.load(s))
-        except (ConfigError, FileNotFoundError, ValueError):
-            out[s] = None
+    return {s: rows_sha256(source.load(s)) for s in splits}
+
+
+def eval_data_sha256(cfg: DictConfig) -> dict:
+    """sha256 of the data every selected evaluation suite reads: each suite is built as the
+    evaluation builds it (its checks and data, no model) and reports its own checksums."""
+    from obliviate.eval.suite import suite_classes
+
+    out = {}
+    for cls in suite_classes(cfg):
+        suite = cls(cfg)
+        out.update({f"{suite.name}/{k}": v for k, v in suite.checksums.items()})
     return out
 
 

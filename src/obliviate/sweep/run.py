@@ -93,6 +93,7 @@ def check_point(cfg: Any, folder: Path, point: list[str]) -> None:
     from omegaconf import open_dict
 
     from obliviate.data.tofu import check_holdout
+    from obliviate.eval.suite import suite_classes
     from obliviate.sweep.job import point_configs
     from obliviate.training import preflight
 
@@ -101,6 +102,7 @@ def check_point(cfg: Any, folder: Path, point: list[str]) -> None:
         train_cfg.overwrite = True  # a point folder that exists is the sweep's own business
     preflight(train_cfg)
     check_holdout(eval_cfg.forget_split, eval_cfg.get("holdout_split"))
+    suite_classes(eval_cfg)  # the selected evaluation suites exist
 
 
 def _state(folder: Path) -> str:
