@@ -38,7 +38,9 @@ SWEEP = [
 
 def run(args: list[str], cwd) -> subprocess.CompletedProcess:
     env = {"PYTHONPATH": str(REPO_ROOT / "src"), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+    )
 
 
 def test_submitit_local_sweep_then_compare(tmp_path):
@@ -61,7 +63,9 @@ def test_submitit_local_sweep_then_compare(tmp_path):
     logs = "".join(f.read_text() for f in sweep_dir.glob(".submitit/*/*_log.out"))
     assert logs.count("receipts match (config, code, data): skipped") == 2
 
-    cmp = run(["-m", "obliviate", "compare", str(sweep_dir), "--rule", "max:-forget_Q_A_Prob"], tmp_path)
+    cmp = run(
+        ["-m", "obliviate", "compare", str(sweep_dir), "--rule", "max:-forget_Q_A_Prob"], tmp_path
+    )
     assert cmp.returncode == 0, cmp.stderr[-3000:]
     report = json.loads((sweep_dir / "compare/comparison.json").read_text())
     assert [r["name"] for r in report["rows"]] == ["beta=2.5", "beta=4.5"]
