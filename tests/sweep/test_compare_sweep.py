@@ -56,14 +56,6 @@ def test_compare_a_sweep_folder_marks_the_rules_choice(tmp_path, capsys):
     assert (sweep / "compare/comparison.png").stat().st_size > 1000
     assert "| target (reference) |" in (sweep / "compare/comparison.md").read_text()
 
-    # another rule, on a metric from an attack file
-    assert cli_compare([str(sweep), "--rule", "min:attack/loss/auc"]) == 0
-    report = json.loads((sweep / "compare/comparison.json").read_text())
-    assert (
-        report["selected"] == "beta=3.5"
-        and report["rule_text"] == "the lowest value of attack/loss/auc"
-    )
-
 
 def test_compare_sweep_errors_are_one_line(tmp_path, capsys):
     sweep = make_sweep(tmp_path)
