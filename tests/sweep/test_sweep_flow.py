@@ -106,14 +106,7 @@ def test_a_sweep_runs_its_points_resumes_after_an_interruption_and_reuses_by_rec
     assert f"point #1 ({SECOND}): training (not finished)" in log
     assert {p["status"] for p in sweep_file(tmp_path)["points"]} == {"complete"}
 
-    # A result file gone: that point's evaluation only is redone.
-    (out / FIRST / "evals" / "TOFU_SUMMARY.json").unlink()
-    fakes.trained, fakes.evaluated = [], []
-    run_sweep("unlearn", BASE)
-    assert fakes.trained == [] and fakes.evaluated == [FIRST]
-    assert "evaluating (files missing (TOFU_SUMMARY.json))" in capsys.readouterr().out
-
-    # (what else makes a point stale: tests/sweep/test_record.py)
+    # Files gone, a changed config, code or data: tests/sweep/test_record.py.
 
 
 def test_a_bad_value_in_one_point_stops_the_sweep_before_anything_runs(fakes, tmp_path):
