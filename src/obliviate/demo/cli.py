@@ -173,7 +173,7 @@ def compare_main(argv: list[str]) -> int:
                    help="sweeps: the target model's evaluation folder (the utility reference)")
     p.add_argument("--rule", default="default",
                    help="sweeps: default, hmean, forget_quality, max:EXPR or min:EXPR (default %(default)s)")  # fmt: skip
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)  # options may sit between the items
     overrides = [a for a in args.items if "=" in a and not Path(a).exists()]
     items = [a for a in args.items if a not in overrides]
     from obliviate.sweep.table import is_sweep_folder

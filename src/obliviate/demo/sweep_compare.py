@@ -31,6 +31,9 @@ def run_sweep_compare(sweep_dir: Path, target: Path | None = None, retain: Path 
     sweep, rows = T.sweep_rows(Path(sweep_dir))
     target_row = T.model_row(target, "target", "target") if target else None
     retain_row = T.model_row(retain, "retain", "retain") if retain else None
+    if retain:  # rows evaluated without the retain log (the retain model's own, too)
+        for r in [*rows, *(x for x in (target_row, retain_row) if x)]:
+            fill_forget_quality(r, Path(retain))
     sel = S.select(rows, rule, target_row, retain_row)
     if rule.startswith(("max:", "min:")):  # the expression's value, as its own column
         for r, score in zip(rows, sel.scores or [], strict=False):
@@ -66,6 +69,23 @@ def run_sweep_compare(sweep_dir: Path, target: Path | None = None, retain: Path 
         if path:
             print(f"wrote {path}")
     return report
+
+
+def fill_forget_quality(row: dict[str, Any], retain_log_path: Path) -> None:
+    """forget_quality from the row's per-item truth ratios and the retain log, where its TOFU
+    evaluation ran without one (the same checks and KS test as the evaluation)."""
+    from obliviate.demo.report import load_row
+    from obliviate.eval.retain_log import load_retain_log
+
+    folder = Path(row["run_dir"])
+    eval_file = (
+        folder / "TOFU_EVAL.json" if row["kind"] != "point" else folder / "evals/TOFU_EVAL.json"
+    )
+    if row.get("forget_quality") is not None or not eval_file.is_file():
+        return
+    log = load_retain_log(str(retain_log_path))
+    filled = load_row(row["name"], "model", eval_file, log, str(retain_log_path))
+    row["forget_quality"] = filled.values["forget_quality"]
 
 
 def metric_columns(rows: list[dict[str, Any]], rule: str) -> list[str]:

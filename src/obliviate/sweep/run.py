@@ -13,6 +13,7 @@ checks, so a typo in one value stops the sweep with one line, not after three tr
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,12 +30,26 @@ log = logging.getLogger("obliviate")
 
 def run_sweep(config_name: str, overrides: list[str]) -> Path:
     """Run (or resume) the sweep; returns its folder, where ``sweep.json`` lists the points."""
+    plan = P.plan_sweep(config_name, overrides)
+    # SIGTERM (kill, SLURM's stop before its deadline) unwinds like Ctrl-C: the running point
+    # records "interrupted" and sweep.json is written, instead of dying mid-write.
+    old_handler = signal.signal(signal.SIGTERM, _stop)
+    try:
+        return _sweep(plan)
+    finally:
+        signal.signal(signal.SIGTERM, old_handler)
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _sweep(plan: P.SweepPlan) -> Path:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     from obliviate.sweep.job import PointJob
 
-    plan = P.plan_sweep(config_name, overrides)
     with initialize_config_dir(
         config_dir=str(CONFIG_DIR), version_base="1.3", job_name=plan.task_name
     ):
