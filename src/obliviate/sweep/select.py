@@ -75,11 +75,25 @@ def best_of(rows: list[Row], scores: list[float | None], rule: str,
     """The row with the highest score (first one on ties); rows without a score are skipped."""
     ok = [i for i, s in enumerate(scores) if s is not None and not math.isnan(s)]
     sel = Selection(max(ok, key=lambda i: scores[i]) if ok else None, rule, [], shown or scores)
+    _note_tie(sel, rows, scores)
     if len(ok) < len(rows):
         sel.notes.append(f"{len(rows) - len(ok)} point(s) without a value were left out")
     if not ok:
         sel.notes.append("no point has a value: nothing selected")
     return sel
+
+
+def _note_tie(sel: Selection, rows: list[Row], scores: list) -> None:
+    """Say so when the rule cannot tell the best points apart (the first listed is marked)."""
+    if sel.index is None:
+        return
+    tied = [
+        rows[i]["name"] for i, s in enumerate(scores) if s is not None and s == scores[sel.index]
+    ]
+    if len(tied) > 1:
+        sel.notes.append(
+            f"{len(tied)} points tie under this rule ({', '.join(tied)}): the first listed is marked"
+        )
 
 
 def tofu_default(rows: list[Row], target: Row | None) -> Selection:
@@ -126,7 +140,9 @@ def muse_default(rows: list[Row], target: Row | None) -> Selection:
 def _pick(rows: list[Row], scores: list, rule: str, utility: str, floor: float | None) -> Selection:
     ok = [i for i, s in enumerate(scores) if s is not None]
     if ok:
-        return Selection(max(ok, key=lambda i: scores[i]), rule)
+        sel = Selection(max(ok, key=lambda i: scores[i]), rule)
+        _note_tie(sel, rows, scores)
+        return sel
     best = max((i for i, r in enumerate(rows) if _num(r.get(utility))),
                key=lambda i: rows[i][utility], default=None)  # fmt: skip
     closest = (
