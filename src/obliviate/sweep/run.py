@@ -34,10 +34,15 @@ def run_sweep(config_name: str, overrides: list[str]) -> Path:
     # SIGTERM (kill, SLURM's stop before its deadline) unwinds like Ctrl-C: the running point
     # records "interrupted" and sweep.json is written, instead of dying mid-write.
     old_handler = signal.signal(signal.SIGTERM, _stop)
+    # Hydra's job logging rewires the root logger for each point; give the caller its own back.
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     try:
         return _sweep(plan)
     finally:
         signal.signal(signal.SIGTERM, old_handler)
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 def _stop(signum: int, frame: Any) -> None:
