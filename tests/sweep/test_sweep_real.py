@@ -58,7 +58,7 @@ def test_submitit_local_sweep_then_compare(tmp_path):
         assert eff["steps"] == 1 and eff["train_tokens"] > 0
 
     again = run([str(REPO_ROOT / "src/train.py"), *SWEEP], tmp_path)  # resumed: nothing to redo
-    assert again.returncode == 0 and "2 points: 2 complete" in again.stdout
+    assert again.returncode == 0 and "2 points: 2 complete" in again.stdout + again.stderr
     # each submitit job logs into its own file under .submitit/<job id>/
     logs = "".join(f.read_text() for f in sweep_dir.glob(".submitit/*/*_log.out"))
     assert logs.count("receipts match (config, code, data): skipped") == 2
