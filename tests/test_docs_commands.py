@@ -34,7 +34,7 @@ from obliviate.config import CONFIG_DIR
 from obliviate.data import tofu
 from obliviate.errors import ConfigError
 from obliviate.eval.tofu_suite import settings_from_cfg
-from obliviate.launch import compose, parse_argv
+from obliviate.launch import compose, parse_argv, split_multirun
 from obliviate.models.loading import check_model_path
 from obliviate.training import preflight
 
@@ -202,7 +202,15 @@ def test_the_docs_have_the_guide_commands():
 def test_doc_command_composes_and_passes_the_checks(command, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # run folders are relative: start from an empty folder
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    name, overrides = parse_argv(list(command.argv), command.default_config)
+    multirun, argv = split_multirun(list(command.argv))
+    name, overrides = parse_argv(argv, command.default_config)
+    if multirun:  # a sweep (docs/sweeps.md): every point composed and checked as the sweep does
+        from obliviate.sweep.points import plan_sweep
+        from obliviate.sweep.run import check_points
+
+        planned, _ = check_points(plan_sweep(name, overrides))
+        assert planned, "a documented sweep has points"
+        return
     cfg = compose(name, overrides)
     for key, value in overridden(overrides):  # every documented value arrives in the config
         if key not in ("model", "trainer", "experiment"):

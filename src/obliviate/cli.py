@@ -12,7 +12,8 @@ import sys
 
 USAGE = """usage: obliviate COMMAND [ARGS]
 
-  train   [--config-name=unlearn.yaml] key=value ...   as `python src/train.py` (unlearn or finetune)
+  train   [--config-name=unlearn.yaml] key=value ...   as `python src/train.py` (unlearn or finetune;
+                                                       -m: a sweep, docs/sweeps.md)
   unlearn [--config-name=unlearn.yaml] key=value ...   the same as train
   eval    [--config-name=eval.yaml] key=value ...      as `python src/eval.py`
   demo    [options]                                    the whole experiment on CPU (--help)

@@ -46,6 +46,12 @@ def parse_argv(argv: list[str], default_config: str) -> tuple[str, list[str]]:
     return name.removesuffix(".yaml"), overrides
 
 
+def split_multirun(argv: list[str]) -> tuple[bool, list[str]]:
+    """Hydra's ``-m`` / ``--multirun`` flag (a sweep, :mod:`obliviate.sweep`) and the rest."""
+    rest = [a for a in argv if a not in ("-m", "--multirun")]
+    return len(rest) != len(argv), rest
+
+
 def _options(group: str) -> list[str]:
     root = CONFIG_DIR / group
     return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
@@ -74,10 +80,13 @@ def check_names(config_name: str, overrides: list[str]) -> None:
 def compose(config_name: str, overrides: list[str]) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
 
     check_names(config_name, overrides)
     try:
+        if GlobalHydra.instance().is_initialized():  # inside a sweep's job: Hydra is set up
+            return hydra_compose(config_name, overrides=overrides)
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             return hydra_compose(config_name, overrides=overrides)
     except HydraException as e:
@@ -126,7 +135,14 @@ def run(fn: Callable[[DictConfig], Any], default_config: str, argv: list[str] | 
     logging.getLogger("obliviate").setLevel(logging.INFO)
     argv = sys.argv[1:] if argv is None else argv
     try:
+        multirun, argv = split_multirun(argv)
         name, overrides = parse_argv(argv, default_config)
+        if multirun:
+            if default_config == "eval":
+                raise ConfigError("-m (a sweep) is for training commands; evaluation runs as part of each point")
+            from obliviate.sweep.run import run_sweep
+
+            return run_sweep(name, overrides)
         cfg = compose(name, overrides)
         relaunch_cpu_processes()
         return fn(cfg)

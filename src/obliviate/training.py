@@ -23,6 +23,7 @@ from obliviate.methods.base import TrainData, reference_logps
 from obliviate.models.loading import check_model_path, load_model, load_tokenizer
 from obliviate.models.lora import MERGED_DIR, LoraSettings, apply_lora, lora_settings, save_merged
 from obliviate.utils.dist import launched
+from obliviate.utils.efficiency import EfficiencyMeter
 from obliviate.utils.io import WRITE_PROBE, atomic_write_json, atomic_write_text, check_writable
 from obliviate.utils.receipt import make_receipt, rows_sha256
 
@@ -99,6 +100,7 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
     model = load_model(cfg.model)
     if plan.lora is not None:
         model = apply_lora(model, plan.lora)
+    meter = EfficiencyMeter().attach(model)  # before the reference pass, so it is counted
 
     # 4. The method builds its training set (e.g. reference log-probs, refusal answers).
     train_ds = plan.method_cls.build_train_dataset(
@@ -142,6 +144,7 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
             EpochCallback(train_ds),
             TrainerLogFile(out / "trainer_log.txt"),
             guard,
+            meter,
             *(callbacks or []),
         ],
     )
@@ -156,7 +159,7 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
     # collectively (rank 0 alone would wait forever); Trainer writes on the main process only.
     trainer.save_model(str(out))  # with LoRA: the adapter
     if trainer.is_world_process_zero():
-        save_run_files(cfg, plan, trainer, tokenizer, rows)
+        save_run_files(cfg, plan, trainer, tokenizer, rows, meter.summary())
     return out
 
 
@@ -230,7 +233,12 @@ def log_batch_shape(trainer: Any, group: int | None, n_train: int) -> None:
 
 
 def save_run_files(
-    cfg: DictConfig, plan: RunPlan, trainer: Any, tokenizer: Any, rows: dict[str, list]
+    cfg: DictConfig,
+    plan: RunPlan,
+    trainer: Any,
+    tokenizer: Any,
+    rows: dict[str, list],
+    efficiency: dict[str, Any] | None = None,
 ) -> None:
     """Main process: the merged LoRA model (if asked), the resolved config and the receipt."""
     out = plan.out
@@ -250,6 +258,7 @@ def save_run_files(
             or f"built-in {cfg.model.name}",
             world_size=trainer.args.world_size,
             global_steps=trainer.state.global_step,
+            efficiency=efficiency,  # wall time, s/step, tokens/s, peak memory, FLOPs estimate
         ),
     )
 

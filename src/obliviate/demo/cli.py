@@ -30,6 +30,12 @@ Runs and evaluations already on disk are reused (pass overwrite=true to redo the
       model.model_args.pretrained_model_name_or_path=open-unlearning/tofu_Llama-3.2-1B-Instruct_full \\
       retain_logs_path=saves/eval/tofu_Llama-3.2-1B-Instruct_retain90/TOFU_EVAL.json
   obliviate compare saves/demo/evals/target saves/demo/evals/SimNPO retain_logs_path=saves/demo/evals/retain/TOFU_EVAL.json
+
+A SWEEP folder (train -m ..., with sweep.json) gives one row per point, its cost, and the point
+selected by --rule (default: the highest forget_quality among points with model_utility >= 95%
+of the --target's; MUSE: lowest forget verbmem/knowmem ROUGE at retain knowmem >= 95%):
+  obliviate compare saves/sweep/simnpo_sweep --target saves/eval/target \
+      retain_logs_path=saves/eval/retain/TOFU_EVAL.json --rule hmean
 """
 
 
@@ -174,12 +180,34 @@ def compare_main(argv: list[str]) -> int:
         default=None,
         help="where to write (default saves/compare/<forget_split>)",
     )
-    args = p.parse_args(argv)
-    from obliviate.demo.pipeline import run_compare
-
+    p.add_argument("--target", type=Path, default=None,
+                   help="sweeps: the target model's evaluation folder (the utility reference)")
+    p.add_argument("--rule", default="default",
+                   help="sweeps: default, hmean, forget_quality, max:EXPR or min:EXPR (default %(default)s)")  # fmt: skip
+    args = p.parse_intermixed_args(argv)  # options may sit between the items
     overrides = [a for a in args.items if "=" in a and not Path(a).exists()]
     items = [a for a in args.items if a not in overrides]
+    from obliviate.sweep.table import is_sweep_folder
+
+    if any(is_sweep_folder(Path(i)) for i in items):
+        return _compare_sweep(items, overrides, args)
+    from obliviate.demo.pipeline import run_compare
+
     run_compare(items, overrides, args.out)
+    return 0
+
+
+def _compare_sweep(items: list[str], overrides: list[str], args: argparse.Namespace) -> int:
+    from obliviate.demo.sweep_compare import run_sweep_compare
+
+    if len(items) != 1:
+        raise ConfigError(f"compare one sweep folder at a time (got {len(items)} items)")
+    retain = [o.split("=", 1)[1] for o in overrides if o.startswith("retain_logs_path=")]
+    unknown = [o for o in overrides if not o.startswith("retain_logs_path=")]
+    if unknown:
+        raise ConfigError(f"with a sweep folder only retain_logs_path=... is taken, not {unknown[0]!r}")
+    run_sweep_compare(Path(items[0]), args.target, Path(retain[-1]) if retain else None,
+                      args.rule, args.out)  # fmt: skip
     return 0
 
 

@@ -74,12 +74,25 @@ def weights_fingerprint(model_dir: str | Path) -> dict[str, Any] | None:
     return {"files": [p.name for p in files], "sha256_names_sizes": h.hexdigest()}
 
 
+def code_version() -> dict[str, Any]:
+    """The package version and a hash of the code that ran: every ``.py`` and ``.yaml`` file of
+    the installed ``obliviate`` package (an edit that the version number does not show still
+    changes the hash; sweeps compare it to decide whether a finished point can be reused)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.suffix in (".py", ".yaml") and "__pycache__" not in p.parts:
+            h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return {"obliviate": package_versions()["obliviate"], "source_sha256": h.hexdigest()}
+
+
 def make_receipt(seed: int, data_checksums: dict[str, str], **extra: Any) -> dict[str, Any]:
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
         "seed": seed,
         "versions": package_versions(),
+        "code": code_version(),
         "hardware": hardware(),
         "data_sha256": data_checksums,
         **extra,
