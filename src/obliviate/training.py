@@ -19,11 +19,12 @@ from obliviate import config as C
 from obliviate.data import tofu
 from obliviate.data.collate import PairCollator
 from obliviate.data.datasets import encode_rows
-from obliviate.data.formatting import ChatFormat, QAEncoder, prepare_tokenizer
+from obliviate.data.formatting import ChatFormat, QAEncoder, loaded_pad_id, prepare_tokenizer
 from obliviate.errors import ConfigError
 from obliviate.methods.base import TrainData, reference_logps
 from obliviate.models.loading import check_model_path, load_model, load_tokenizer
 from obliviate.models.lora import MERGED_DIR, LoraSettings, apply_lora, lora_settings, save_merged
+from obliviate.protocol import protocol_from
 from obliviate.utils.dist import launched
 from obliviate.utils.io import WRITE_PROBE, atomic_write_json, atomic_write_text, check_writable
 from obliviate.utils.receipt import make_receipt, rows_sha256
@@ -67,6 +68,8 @@ def preflight(cfg: DictConfig, n_train: int | None = None) -> RunPlan:
     lora = lora_settings(cfg.model)
     C.check_trainer_args(cfg)
     C.check_numeric_settings(cfg)
+    trainer_protocol(cfg)
+    protocol_from((cfg.get("eval") or {}).get("protocol"), "eval.protocol")  # in-training eval
     if mode == "unlearn":
         tofu.check_split_pair(cfg.forget_split, cfg.retain_split)
         splits = [str(cfg.forget_split), str(cfg.retain_split), "full"]
@@ -98,11 +101,15 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
     # 3. Model and tokenizer.
     set_seed(int(cfg.seed))
     fmt = ChatFormat.from_config(cfg.model.template)
-    tokenizer = prepare_tokenizer(load_tokenizer(cfg.model), fmt)
+    tokenizer = load_tokenizer(cfg.model)
+    ou_pad = loaded_pad_id(tokenizer)  # open-unlearning's pad, before ours is set
+    tokenizer = prepare_tokenizer(tokenizer, fmt)
     model = load_model(cfg.model)
     if plan.lora is not None:
         model = apply_lora(model, plan.lora)
-    encoder = QAEncoder(tokenizer, fmt, max_length=int(cfg.data.max_length))
+    eval_protocol = protocol_from(cfg.eval.get("protocol"), "eval.protocol")
+    encoder = QAEncoder(tokenizer, fmt, int(cfg.data.max_length), eval_protocol.mask_id(ou_pad))
+    mask_id = trainer_protocol(cfg).mask_id(ou_pad)  # training and reference batches
 
     # 4. The method builds its training set (e.g. reference log-probs, refusal answers).
     train_ds = plan.method_cls.build_train_dataset(
@@ -110,7 +117,7 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
             train_rows=rows[plan.splits[0]],
             retain_rows=rows[plan.splits[1]] if plan.mode == "unlearn" else None,
             encode=lambda r: encode_rows(encoder, r),
-            reference_logps=reference_scorer(model, targs, tokenizer.pad_token_id),
+            reference_logps=reference_scorer(model, targs, tokenizer.pad_token_id, mask_id),
             seed=int(cfg.seed),
         ),
         plan.method_args,
@@ -128,7 +135,7 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
         args=targs,
         train_dataset=train_ds,
         eval_dataset=train_ds if eval_hook else None,  # never read: evaluate() runs the TOFU hook
-        data_collator=PairCollator(tokenizer.pad_token_id),
+        data_collator=PairCollator(tokenizer.pad_token_id, mask_id),
         processing_class=tokenizer,
         method_args=plan.method_args,
         eval_hook=eval_hook,
@@ -201,14 +208,22 @@ def load_rows(cfg: DictConfig, plan: RunPlan) -> dict[str, list[dict[str, Any]]]
     return rows
 
 
-def reference_scorer(model: torch.nn.Module, targs: Any, pad_id: int) -> Any:
-    """``items -> log pi_ref(y|x)`` of the model as loaded (before any training step)."""
+def trainer_protocol(cfg: DictConfig) -> Any:
+    """``trainer.protocol``: obliviate's batches or open-unlearning's (obliviate.protocol)."""
+    return protocol_from(cfg.trainer.get("protocol"), "trainer.protocol")
+
+
+def reference_scorer(
+    model: torch.nn.Module, targs: Any, pad_id: int, mask_id: int | None = None
+) -> Any:
+    """``items -> log pi_ref(y|x)`` of the model as loaded (before any training step), in
+    batches masked as the training batches are."""
 
     def score(items: list[dict[str, Any]]) -> list[float]:
         model.to(targs.device)  # this rank's device (the launcher has set it)
         # No more rows per pass than a training pass has forget rows: without gradients this
         # pass then stays below training's peak memory (NPO costs what SimNPO costs).
-        return reference_logps(model, items, pad_id, targs.per_device_train_batch_size)
+        return reference_logps(model, items, pad_id, targs.per_device_train_batch_size, mask_id)
 
     return score
 
@@ -258,6 +273,7 @@ def save_run_files(
             or f"built-in {cfg.model.name}",
             world_size=trainer.args.world_size,
             global_steps=trainer.state.global_step,
+            trainer_protocol=trainer_protocol(cfg).name,
         ),
     )
 

@@ -11,12 +11,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from obliviate.config import check_numeric_settings, require_task_name
 from obliviate.data import tofu
-from obliviate.data.formatting import ChatFormat, QAEncoder, prepare_tokenizer
+from obliviate.data.formatting import ChatFormat, QAEncoder, loaded_pad_id, prepare_tokenizer
 from obliviate.eval import retain_log as RL
 from obliviate.eval.data import load_eval_data
 from obliviate.eval.scoring import is_main_process
 from obliviate.eval.tofu_eval import EvalSettings, evaluate_model, format_table, summary
 from obliviate.models.loading import check_model_path, load_model, load_tokenizer
+from obliviate.protocol import protocol_from
 from obliviate.utils.dist import launched
 from obliviate.utils.io import (
     atomic_write_json,
@@ -40,6 +41,7 @@ def settings_from_cfg(cfg: DictConfig) -> EvalSettings:
         max_new_tokens=int(cfg.eval.max_new_tokens),
         batch_size=int(cfg.eval.batch_size or (64 if torch.cuda.is_available() else 32)),
         retain_logs_path=cfg.get("retain_logs_path"),
+        protocol=protocol_from(cfg.eval.get("protocol"), "eval.protocol"),
         generation_batch_size=int(
             cfg.eval.get("generation_batch_size") or (512 if torch.cuda.is_available() else 64)
         ),
@@ -89,10 +91,17 @@ def run_eval(cfg: DictConfig) -> Path:
         )
 
     fmt = ChatFormat.from_config(cfg.model.template)
-    tokenizer = prepare_tokenizer(load_tokenizer(cfg.model), fmt)
+    tokenizer = load_tokenizer(cfg.model)
+    mask_id = settings.protocol.mask_id(loaded_pad_id(tokenizer))  # before our pad is set
+    tokenizer = prepare_tokenizer(tokenizer, fmt)
     model = load_model(cfg.model)
     model.to(eval_device())
-    encoder = QAEncoder(tokenizer, fmt, max_length=int(cfg.data.max_length))
+    encoder = QAEncoder(
+        tokenizer,
+        fmt,
+        max_length=int(cfg.data.max_length),
+        mask_id=mask_id,
+    )
 
     t0 = time.time()
     res = evaluate_model(model, encoder, data, settings, retain_log)
@@ -109,6 +118,7 @@ def run_eval(cfg: DictConfig) -> Path:
             "model_weights": weights_fingerprint(model_path) if model_path else None,
             "data_files": files,
             "eval_seconds": round(seconds, 2),
+            "eval_protocol": settings.protocol.name,
         },
         data=data,
     )

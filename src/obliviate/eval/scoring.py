@@ -39,7 +39,13 @@ def score_answers(
     """Score each (question, answer) pair under ``model`` by teacher forcing."""
     items = [encoder.encode(q, a) for q, a in pairs]
     return score_encoded(
-        model, items, encoder.tokenizer.pad_token_id, batch_size, keep_tokens, desc
+        model,
+        items,
+        encoder.tokenizer.pad_token_id,
+        batch_size,
+        keep_tokens,
+        desc,
+        mask_id=encoder.mask_id,
     )
 
 
@@ -53,6 +59,8 @@ def greedy_generate(
     desc: str | None = None,
     stats: dict[str, float] | None = None,
     use_hf_generate: bool = False,
+    in_order: bool = False,
+    clean_up_spaces: bool = False,
 ) -> list[str]:
     """Greedy answers: prompt = chat up to the assistant header, left-padded batches with the
     KV cache; each output is cut at its first end-of-turn, decoded without special tokens, and
@@ -60,10 +68,15 @@ def greedy_generate(
 
     ``use_hf_generate`` runs the same decoding through ``model.generate`` (the reference path
     the equivalence tests compare against; slower, its per-step overhead is large).
+    ``in_order`` batches the questions as given instead of longest first, and
+    ``clean_up_spaces`` decodes with ``clean_up_tokenization_spaces=True``: open-unlearning's
+    batches and texts (obliviate.protocol).
     """
     tok = encoder.tokenizer
     prompts = [encoder.prompt_ids(q) for q in questions]
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
+    order = list(range(len(prompts)))
+    if not in_order:
+        order.sort(key=lambda i: len(prompts[i]), reverse=True)
     device = _device(model)
     stop = sorted(
         {encoder.eot_id, *(_as_list(getattr(model.generation_config, "eos_token_id", None)))}
@@ -71,7 +84,12 @@ def greedy_generate(
     out = [""] * len(prompts)
     for start in progress_bar(range(0, len(order), batch_size), desc):
         idx = order[start : start + batch_size]
-        batch = pad_batch([{"input_ids": prompts[i]} for i in idx], tok.pad_token_id, side="left")
+        batch = pad_batch(
+            [{"input_ids": prompts[i]} for i in idx],
+            tok.pad_token_id,
+            side="left",
+            mask_id=encoder.mask_id,
+        )
         ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
         if use_hf_generate:
             gen = model.generate(
@@ -103,8 +121,16 @@ def greedy_generate(
             ids_i = new[row].tolist()
             if encoder.eot_id in ids_i:
                 ids_i = ids_i[: ids_i.index(encoder.eot_id)]
-            out[i] = tok.decode(ids_i, skip_special_tokens=True).strip()
+            out[i] = decode_answer(tok, ids_i, clean_up_spaces)
     return out
+
+
+def decode_answer(tok: Any, ids: list[int], clean_up_spaces: bool = False) -> str:
+    """Answer text of token ids: special tokens dropped, stripped. ``clean_up_spaces`` also
+    removes the spaces before punctuation and contractions (" ." -> ".", " 's" -> "'s"), as
+    open-unlearning's decoding does; otherwise the tokenizer's own setting applies."""
+    extra = {"clean_up_tokenization_spaces": True} if clean_up_spaces else {}
+    return tok.decode(ids, skip_special_tokens=True, **extra).strip()
 
 
 def _greedy_loop(
