@@ -107,8 +107,7 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
     model = load_model(cfg.model)
     if plan.lora is not None:
         model = apply_lora(model, plan.lora)
-    eval_protocol = protocol_from(cfg.eval.get("protocol"), "eval.protocol")
-    encoder = QAEncoder(tokenizer, fmt, int(cfg.data.max_length), eval_protocol.mask_id(ou_pad))
+    encoder = QAEncoder(tokenizer, fmt, max_length=int(cfg.data.max_length))
     mask_id = trainer_protocol(cfg).mask_id(ou_pad)  # training and reference batches
 
     # 4. The method builds its training set (e.g. reference log-probs, refusal answers).
@@ -129,7 +128,8 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
     if targs.eval_strategy != "no":
         from obliviate.eval.hook import make_training_eval_hook
 
-        eval_hook = make_training_eval_hook(cfg, tokenizer, encoder)
+        # as loaded, not as prepared for training: each suite prepares its own (eval.protocol)
+        eval_hook = make_training_eval_hook(cfg, load_tokenizer(cfg.model))
     trainer = plan.method_cls(
         model=model,
         args=targs,
