@@ -2,7 +2,7 @@
 default) or open-unlearning's, reproduced item for item (``eval.protocol`` / ``trainer.protocol``).
 
 Every difference between the two is a named flag here, so the code that depends on one reads
-``protocol.mask_id(...)`` rather than comparing names, and docs/metrics.md ("Parity with
+the flag rather than comparing names, and docs/metrics.md ("Parity with
 open-unlearning") lists the same flags with their measured effect.
 """
 
@@ -19,41 +19,48 @@ PROTOCOLS = (OBLIVIATE, OPEN_UNLEARNING)
 
 @dataclass(frozen=True)
 class Protocol:
-    name: str = OBLIVIATE
+    """One flag per difference; ``PROTOCOLS[name]`` are the two named sets (a diagnostic may
+    switch single flags with ``dataclasses.replace``, as bench/parity/ablate.py does)."""
 
-    @property
-    def open_unlearning(self) -> bool:
-        return self.name == OPEN_UNLEARNING
+    name: str = OBLIVIATE
+    #: attention_mask = (input_ids != pad_id), open-unlearning's collator: every token equal to
+    #: its pad token is hidden from attention, padding or not (see ``mask_id``)
+    pad_id_masked: bool = False
+    #: greedy generation split by split in data order, ``batch_size`` prompts per batch (the
+    #: batches open-unlearning forms), instead of one length-sorted pool of all splits
+    generation_per_split: bool = False
+    #: ROUGE on texts decoded with ``clean_up_tokenization_spaces=True`` (generations and ground
+    #: truths, the latter decoded from the answer's token ids, not the answer as written)
+    decoded_texts: bool = False
+    #: cut answers so that prompt + answer fit ``data.max_length`` (open-unlearning's
+    #: chat-template path tokenises the whole chat and never truncates)
+    truncates: bool = True
+    #: extraction strength 1/N (not 0) when even the last answer token is mispredicted
+    es_no_match_is_1_over_n: bool = False
+    #: added to the denominators of the truth ratio, its closer-to-1 aggregate and the
+    #: normalised probability (0 = the exact formulas)
+    epsilon: float = 0.0
 
     def mask_id(self, loaded_pad_id: int) -> int | None:
         """The token id hidden from attention wherever it occurs, or None (padding only).
-        open-unlearning's mask is (input_ids != pad_id) with its pad = the tokenizer's pad token
-        or else its EOS (``loaded_pad_id``): with pad = end-of-turn (SmolLM2, Llama-3) that
-        hides the turn ends inside every prompt, in training and evaluation alike."""
-        return loaded_pad_id if self.open_unlearning else None
+        open-unlearning's pad is the tokenizer's pad token, else its EOS (``loaded_pad_id``):
+        with pad = end-of-turn (SmolLM2, Llama-3) the mask hides the turn ends inside every
+        prompt, in training and evaluation alike."""
+        return loaded_pad_id if self.pad_id_masked else None
 
-    @property
-    def generation_per_split(self) -> bool:
-        """Greedy generation split by split in data order, ``batch_size`` prompts per batch (the
-        batches open-unlearning forms), instead of one length-sorted pool of all splits."""
-        return self.open_unlearning
 
-    @property
-    def decoded_texts(self) -> bool:
-        """ROUGE on texts decoded with ``clean_up_tokenization_spaces=True`` (generation and
-        ground truth, the latter decoded from the answer's token ids, not the raw answer)."""
-        return self.open_unlearning
-
-    @property
-    def es_no_match_is_1_over_n(self) -> bool:
-        """Extraction strength 1/N (not 0) when even the last answer token is mispredicted."""
-        return self.open_unlearning
-
-    @property
-    def epsilon(self) -> float:
-        """The 1e-10 open-unlearning adds to the denominators of the truth ratio, its
-        closer-to-1 aggregate and the normalised probability (0 = the exact formulas)."""
-        return 1e-10 if self.open_unlearning else 0.0
+NAMED = {
+    OBLIVIATE: Protocol(),
+    OPEN_UNLEARNING: Protocol(
+        OPEN_UNLEARNING,
+        pad_id_masked=True,
+        generation_per_split=True,
+        truncates=False,
+        decoded_texts=True,
+        es_no_match_is_1_over_n=True,
+        epsilon=1e-10,
+    ),
+}
 
 
 def protocol_from(value: object, key: str) -> Protocol:
@@ -61,4 +68,4 @@ def protocol_from(value: object, key: str) -> Protocol:
     name = OBLIVIATE if value is None else value
     if name not in PROTOCOLS:
         raise ConfigError(f"{key}={value!r} is not a protocol; use one of {', '.join(PROTOCOLS)}")
-    return Protocol(str(name))
+    return NAMED[str(name)]

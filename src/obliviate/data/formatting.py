@@ -74,7 +74,11 @@ class QAEncoder:
     """Turns (question, answer) pairs into ``input_ids`` / ``labels`` for one model's chat format."""
 
     def __init__(
-        self, tokenizer: Any, fmt: ChatFormat, max_length: int = 512, mask_id: int | None = None
+        self,
+        tokenizer: Any,
+        fmt: ChatFormat,
+        max_length: int | None = 512,
+        mask_id: int | None = None,
     ):
         self.tokenizer = tokenizer
         self.fmt = fmt
@@ -105,6 +109,11 @@ class QAEncoder:
         """``labels`` = -100 on prompt tokens, the token ids on answer tokens + end-of-turn."""
         prompt = self.prompt_ids(question)
         completion = self.answer_ids(answer)
+        if self.max_length is None:  # open-unlearning's chat-template path never truncates
+            return {
+                "input_ids": prompt + completion,
+                "labels": [IGNORE_INDEX] * len(prompt) + completion,
+            }
         room = self.max_length - len(prompt)
         if room < 1:
             raise ConfigError(

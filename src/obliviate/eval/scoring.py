@@ -60,7 +60,7 @@ def greedy_generate(
     stats: dict[str, float] | None = None,
     use_hf_generate: bool = False,
     in_order: bool = False,
-    clean_up_spaces: bool = False,
+    clean_up: bool = False,
 ) -> list[str]:
     """Greedy answers: prompt = chat up to the assistant header, left-padded batches with the
     KV cache; each output is cut at its first end-of-turn, decoded without special tokens, and
@@ -68,9 +68,9 @@ def greedy_generate(
 
     ``use_hf_generate`` runs the same decoding through ``model.generate`` (the reference path
     the equivalence tests compare against; slower, its per-step overhead is large).
-    ``in_order`` batches the questions as given instead of longest first, and
-    ``clean_up_spaces`` decodes with ``clean_up_tokenization_spaces=True``: open-unlearning's
-    batches and texts (obliviate.protocol).
+    ``in_order`` batches the questions as given instead of longest first, and ``clean_up``
+    decodes as transformers 4.x does with ``clean_up_tokenization_spaces=True``:
+    open-unlearning's batches and texts (obliviate.protocol).
     """
     tok = encoder.tokenizer
     prompts = [encoder.prompt_ids(q) for q in questions]
@@ -121,16 +121,39 @@ def greedy_generate(
             ids_i = new[row].tolist()
             if encoder.eot_id in ids_i:
                 ids_i = ids_i[: ids_i.index(encoder.eot_id)]
-            out[i] = decode_answer(tok, ids_i, clean_up_spaces)
+            out[i] = decode_answer(tok, ids_i, clean_up)
     return out
 
 
-def decode_answer(tok: Any, ids: list[int], clean_up_spaces: bool = False) -> str:
-    """Answer text of token ids: special tokens dropped, stripped. ``clean_up_spaces`` also
-    removes the spaces before punctuation and contractions (" ." -> ".", " 's" -> "'s"), as
-    open-unlearning's decoding does; otherwise the tokenizer's own setting applies."""
-    extra = {"clean_up_tokenization_spaces": True} if clean_up_spaces else {}
-    return tok.decode(ids, skip_special_tokens=True, **extra).strip()
+#: transformers 4.x's ``clean_up_tokenization`` (open-unlearning decodes with it); transformers
+#: 5 no longer applies it to BPE tokenizers, so it is done here
+_CLEAN_UPS = (
+    (" .", "."),
+    (" ?", "?"),
+    (" !", "!"),
+    (" ,", ","),
+    (" ' ", "'"),
+    (" n't", "n't"),
+    (" 'm", "'m"),
+    (" 's", "'s"),
+    (" 've", "'ve"),
+    (" 're", "'re"),
+)
+
+
+def clean_up_spaces(text: str) -> str:
+    """Remove the space before punctuation and English contractions, in that order."""
+    for old, new in _CLEAN_UPS:
+        text = text.replace(old, new)
+    return text
+
+
+def decode_answer(tok: Any, ids: list[int], clean_up: bool = False) -> str:
+    """Answer text of token ids: special tokens dropped, stripped. ``clean_up`` also removes
+    the spaces before punctuation and contractions (" ." -> ".", " 's" -> "'s") first, as
+    open-unlearning's decoding does."""
+    text = tok.decode(ids, skip_special_tokens=True)
+    return (clean_up_spaces(text) if clean_up else text).strip()
 
 
 def _greedy_loop(

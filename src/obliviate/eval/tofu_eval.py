@@ -224,7 +224,7 @@ def _generate(
                 desc=_desc(settings, "generating"),
                 stats=settings.timings,
                 in_order=proto.generation_per_split,
-                clean_up_spaces=proto.decoded_texts,
+                clean_up=proto.decoded_texts,
             ),
             questions,
         )

@@ -79,7 +79,8 @@ class TofuSuite:
             self.loaded_pad_id = loaded_pad_id(tokenizer)
         mask_id = self.settings.protocol.mask_id(self.loaded_pad_id)
         tokenizer = prepare_tokenizer(tokenizer, fmt)
-        encoder = QAEncoder(tokenizer, fmt, self.max_length, mask_id)
+        max_length = self.max_length if self.settings.protocol.truncates else None
+        encoder = QAEncoder(tokenizer, fmt, max_length, mask_id)
         res = evaluate_model(model, encoder, self.data, self.settings, self.retain_log)
         notes = list(self.settings.notes)
         if res["forget_quality"]["agg_value"] is None:
