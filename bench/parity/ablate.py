@@ -187,7 +187,11 @@ def main() -> None:
         tok = AutoTokenizer.from_pretrained(model_dir)
         cfg = OmegaConf.load(CONFIG_DIR / f"model/{cfg_name}.yaml")
         data = {
-            p: [json.loads(x) for x in open(tofu_dir / f"{n}.json") if x.strip()]
+            p: [
+                json.loads(x)
+                for x in (tofu_dir / f"{n}.json").read_text().splitlines()
+                if x.strip()
+            ]
             for p, n in FILES.items()
         }
         settings = {

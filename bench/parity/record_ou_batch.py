@@ -16,11 +16,10 @@ import json
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from data.collators import DataCollatorForSupervisedDataset
 from data.utils import preprocess_chat_instance
 from model import get_tokenizer
+from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[2]
 RECORD = REPO / "tests/parity/ou_tofu_tiny.json"
