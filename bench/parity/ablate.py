@@ -78,6 +78,7 @@ def cached(fn: Any) -> Any:
         key = json.dumps(
             [
                 encoder.mask_id,
+                encoder.max_length,
                 items,
                 args,
                 sorted((k, str(v)) for k, v in kw.items() if k not in ("desc", "stats")),

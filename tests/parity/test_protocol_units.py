@@ -82,3 +82,11 @@ def test_bad_protocol_is_a_one_line_error(tmp_path):
                 ]
             )
         )
+
+
+def test_clean_up_spaces_is_transformers_4s():
+    from obliviate.eval.scoring import clean_up_spaces
+
+    text = "He said , \"I do n't know .\" She 's here ; they 're not ! Why ?"
+    assert clean_up_spaces(text) == "He said, \"I don't know.\" She's here ; they're not! Why?"
+    assert clean_up_spaces("a ' b") == "a'b"  # the quote case of transformers 4's clean-up
