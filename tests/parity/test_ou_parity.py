@@ -163,3 +163,51 @@ def test_training_batch_is_open_unlearnings():
     hidden = (plain["attention_mask"] - mask).sum().item()
     # per row: the end-of-turn of the system turn, of the user turn and the answer's last token
     assert hidden == 3 * len(items)
+
+
+@pytest.mark.slow
+def test_trainer_protocol_reaches_the_batches_and_the_receipt(tmp_path, monkeypatch):
+    """A 1-step NPO run under trainer.protocol=open-unlearning: its collator and its reference
+    log-probs mask open-unlearning's pad id (tiny-bytes: the end-of-turn, 259) and the run's
+    receipt says so."""
+    from obliviate import training as T
+    from obliviate.methods import base
+    from obliviate.models.tiny import BYTE_EOT_ID
+
+    seen: dict[str, object] = {}
+    real_reference = base.score_encoded
+
+    class Recording(T.PairCollator):
+        def __init__(self, pad_id, mask_id=None):
+            super().__init__(pad_id, mask_id)
+            seen["collator"] = mask_id
+
+    def reference(*args, **kw):
+        seen["reference"] = kw.get("mask_id")
+        return real_reference(*args, **kw)
+
+    monkeypatch.setattr(T, "PairCollator", Recording)
+    monkeypatch.setattr(base, "score_encoded", reference)
+    monkeypatch.setenv("OBLIVIATE_CACHE", str(tmp_path / "cache"))
+    cfg = compose_config(
+        [
+            "experiment=unlearn/tofu/default",
+            "trainer=NPO",
+            "model=tiny-bytes",
+            "tofu_data=builtin",
+            "builtin_data.authors=2",
+            "forget_split=forget50",
+            "retain_split=retain50",
+            "trainer.args.max_steps=1",
+            "trainer.args.per_device_train_batch_size=2",
+            "trainer.args.gradient_accumulation_steps=1",
+            "trainer.args.eval_strategy=no",
+            "trainer.protocol=open-unlearning",
+            "task_name=t",
+            f"paths.output_dir={tmp_path / 'run'}",
+        ]
+    )
+    T.run_training(cfg)
+    assert seen == {"collator": BYTE_EOT_ID, "reference": BYTE_EOT_ID}
+    receipt = json.loads((tmp_path / "run" / "receipt.json").read_text())
+    assert receipt["trainer_protocol"] == "open-unlearning"
