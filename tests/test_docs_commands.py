@@ -172,8 +172,14 @@ def check_eval(cfg) -> None:
     run folder of a training command in the docs (what a reader would have made first)."""
     C.require_task_name(cfg)
     C.check_numeric_settings(cfg)
-    settings_from_cfg(cfg)
-    tofu.check_holdout(cfg.forget_split, cfg.get("holdout_split"))
+    suites = cfg.eval.get("suites") or {}
+    if "tofu" in suites:
+        settings_from_cfg(cfg)
+        tofu.check_holdout(cfg.forget_split, cfg.get("holdout_split"))
+    if "muse" in suites:  # its settings; its data is only read when the suite is built
+        from obliviate.eval.muse_suite import settings_from_cfg as muse_settings
+
+        muse_settings(cfg)
     model = str(cfg.model.model_args.pretrained_model_name_or_path)
     if model.startswith("saves/"):
         assert model in train_outputs(), f"{model} is made by no training command in the docs"

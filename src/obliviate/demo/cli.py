@@ -61,6 +61,10 @@ def demo_parser() -> argparse.ArgumentParser:
         description=DEMO_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument(
+        "--benchmark", choices=("tofu", "muse"), default="tofu",
+        help="tofu (default) or muse: the MUSE demo, with its own options (docs/muse.md)",
+    )  # fmt: skip
     p.add_argument("--out", type=Path, default=d.out, help="output folder (default %(default)s)")
     p.add_argument("--model", default=d.model, help="model config name (default %(default)s)")
     p.add_argument(
@@ -112,7 +116,14 @@ def demo_parser() -> argparse.ArgumentParser:
 
 
 def demo_main(argv: list[str]) -> int:
-    args = demo_parser().parse_args(argv)
+    bench = argparse.ArgumentParser(add_help=False)
+    bench.add_argument("--benchmark", choices=("tofu", "muse"), default="tofu")
+    chosen, rest = bench.parse_known_args(argv)
+    if chosen.benchmark == "muse":  # its own options: obliviate demo --benchmark muse --help
+        from obliviate.demo.muse import muse_demo_main
+
+        return muse_demo_main(rest)
+    args = demo_parser().parse_args(rest)
     if args.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before torch looks for a GPU
     from obliviate.demo.pipeline import DemoOptions, run_demo

@@ -52,6 +52,8 @@ class Stage:
     #: run an evaluation under bfloat16 autocast (weights stay float32; matrix products in bf16):
     #: about 2x faster on a CPU with native bf16, and part of the key (the numbers differ slightly)
     autocast_bf16: bool = False
+    #: the file whose presence means an evaluation is complete (None = RESULT[kind])
+    result_file: str | None = None
     cpu_seconds: float = field(default=0.0, init=False)  # of the last run
     seconds: float = field(default=0.0, init=False)  # wall time of the last run
     reused: bool = field(default=False, init=False)  # the last run found a cached result
@@ -82,7 +84,8 @@ class Stage:
 
     def is_done(self) -> bool:
         marker = self.out / MARKER
-        if not (marker.is_file() and (self.out / RESULT[self.kind]).is_file()):
+        result = self.result_file or RESULT[self.kind]
+        if not (marker.is_file() and (self.out / result).is_file()):
             return False
         try:
             return json.loads(marker.read_text()).get("key") == self.key

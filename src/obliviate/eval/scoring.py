@@ -45,7 +45,7 @@ def score_answers(
         batch_size,
         keep_tokens,
         desc,
-        mask_id=encoder.mask_id,
+        mask_id=getattr(encoder, "mask_id", None),  # duck-typed prompters have none
     )
 
 
@@ -61,6 +61,7 @@ def greedy_generate(
     use_hf_generate: bool = False,
     in_order: bool = False,
     clean_up: bool = False,
+    strip: bool = True,
 ) -> list[str]:
     """Greedy answers: prompt = chat up to the assistant header, left-padded batches with the
     KV cache; each output is cut at its first end-of-turn, decoded without special tokens, and
@@ -88,7 +89,7 @@ def greedy_generate(
             [{"input_ids": prompts[i]} for i in idx],
             tok.pad_token_id,
             side="left",
-            mask_id=encoder.mask_id,
+            mask_id=getattr(encoder, "mask_id", None),  # duck-typed prompters have none
         )
         ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
         if use_hf_generate:
@@ -121,7 +122,9 @@ def greedy_generate(
             ids_i = new[row].tolist()
             if encoder.eot_id in ids_i:
                 ids_i = ids_i[: ids_i.index(encoder.eot_id)]
-            out[i] = decode_answer(tok, ids_i, clean_up)
+            text = tok.decode(ids_i, skip_special_tokens=True)
+            text = clean_up_spaces(text) if clean_up else text
+            out[i] = text.strip() if strip else text  # MUSE cuts at stop strings first
     return out
 
 
