@@ -128,7 +128,9 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
     if targs.eval_strategy != "no":
         from obliviate.eval.hook import make_training_eval_hook
 
-        eval_hook = make_training_eval_hook(cfg, tokenizer)
+        # as loaded, not as prepared for training: each suite prepares its own, and
+        # eval.protocol=open-unlearning reads the pad the tokenizer came with
+        eval_hook = make_training_eval_hook(cfg, load_tokenizer(cfg.model))
     trainer = plan.method_cls(
         model=model,
         args=targs,
