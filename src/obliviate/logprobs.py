@@ -125,16 +125,18 @@ def score_encoded(
     batch_size: int = 16,
     keep_tokens: bool = True,
     desc: str | None = None,
+    mask_id: int | None = None,
 ) -> list[ScoredAnswer]:
     """Score already-encoded items (``input_ids`` / ``labels``) in length-sorted batches (little
-    padding); results come back in the original order. ``desc`` shows a progress bar."""
+    padding); results come back in the original order. ``desc`` shows a progress bar;
+    ``mask_id`` gives the batches open-unlearning's attention mask (``pad_batch``)."""
     order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]), reverse=True)
     device = next(model.parameters()).device
     out: list[ScoredAnswer | None] = [None] * len(items)
     empty = torch.empty(0)
     for start in progress_bar(range(0, len(order), batch_size), desc):
         idx = order[start : start + batch_size]
-        batch = pad_batch([items[i] for i in idx], pad_id)
+        batch = pad_batch([items[i] for i in idx], pad_id, mask_id=mask_id)
         lp, logits = forward_logprobs(model, {k: v.to(device) for k, v in batch.items()})
         avg, sums = (-lp.mean).tolist(), lp.sum.tolist()
         preds = logits[:, :-1].argmax(-1) if keep_tokens else None  # (B, T'-1)

@@ -17,11 +17,13 @@ from transformers import TrainerCallback, set_seed
 
 from obliviate import config as C
 from obliviate.data.collate import PairCollator
+from obliviate.data.formatting import loaded_pad_id
 from obliviate.data.sources import training_source
 from obliviate.errors import ConfigError
 from obliviate.methods.base import TrainData, reference_logps
 from obliviate.models.loading import check_model_path, load_model, load_tokenizer
 from obliviate.models.lora import MERGED_DIR, LoraSettings, apply_lora, lora_settings, save_merged
+from obliviate.protocol import protocol_from
 from obliviate.utils.dist import launched
 from obliviate.utils.efficiency import EfficiencyMeter
 from obliviate.utils.io import WRITE_PROBE, atomic_write_json, atomic_write_text, check_writable
@@ -67,6 +69,8 @@ def preflight(cfg: DictConfig, n_train: int | None = None) -> RunPlan:
     lora = lora_settings(cfg.model)
     C.check_trainer_args(cfg)
     C.check_numeric_settings(cfg)
+    trainer_protocol(cfg)
+    protocol_from((cfg.get("eval") or {}).get("protocol"), "eval.protocol")  # in-training eval
     source = training_source(cfg)
     splits = source.splits(mode)
     known = source.check(splits, method_cls)
@@ -96,7 +100,10 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
 
     # 3. Model and tokenizer.
     set_seed(int(cfg.seed))
-    tokenizer = plan.source.prepare_tokenizer(load_tokenizer(cfg.model))
+    tokenizer = load_tokenizer(cfg.model)
+    # open-unlearning's pad (masked under trainer.protocol=open-unlearning), before ours is set
+    mask_id = trainer_protocol(cfg).mask_id(loaded_pad_id(tokenizer))
+    tokenizer = plan.source.prepare_tokenizer(tokenizer)
     model = load_model(cfg.model)
     if plan.lora is not None:
         model = apply_lora(model, plan.lora)
@@ -108,7 +115,7 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
             train_rows=rows[plan.splits[0]],
             retain_rows=rows[plan.splits[1]] if plan.mode == "unlearn" else None,
             encode=plan.source.encoder(tokenizer),
-            reference_logps=reference_scorer(model, targs, tokenizer.pad_token_id),
+            reference_logps=reference_scorer(model, targs, tokenizer.pad_token_id, mask_id),
             seed=int(cfg.seed),
         ),
         plan.method_args,
@@ -123,13 +130,15 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
     if targs.eval_strategy != "no":
         from obliviate.eval.hook import make_training_eval_hook
 
-        eval_hook = make_training_eval_hook(cfg, tokenizer)
+        # as loaded, not as prepared for training: each suite prepares its own, and
+        # eval.protocol=open-unlearning reads the pad the tokenizer came with
+        eval_hook = make_training_eval_hook(cfg, load_tokenizer(cfg.model))
     trainer = plan.method_cls(
         model=model,
         args=targs,
         train_dataset=train_ds,
         eval_dataset=train_ds if eval_hook else None,  # never read: evaluate() runs the TOFU hook
-        data_collator=PairCollator(tokenizer.pad_token_id),
+        data_collator=PairCollator(tokenizer.pad_token_id, mask_id),
         processing_class=tokenizer,
         method_args=plan.method_args,
         eval_hook=eval_hook,
@@ -196,14 +205,22 @@ def load_rows(cfg: DictConfig, plan: RunPlan) -> dict[str, list[dict[str, Any]]]
     return plan.source.load(plan.splits, plan.mode)
 
 
-def reference_scorer(model: torch.nn.Module, targs: Any, pad_id: int) -> Any:
-    """``items -> log pi_ref(y|x)`` of the model as loaded (before any training step)."""
+def trainer_protocol(cfg: DictConfig) -> Any:
+    """``trainer.protocol``: obliviate's batches or open-unlearning's (obliviate.protocol)."""
+    return protocol_from(cfg.trainer.get("protocol"), "trainer.protocol")
+
+
+def reference_scorer(
+    model: torch.nn.Module, targs: Any, pad_id: int, mask_id: int | None = None
+) -> Any:
+    """``items -> log pi_ref(y|x)`` of the model as loaded (before any training step), in
+    batches masked as the training batches are."""
 
     def score(items: list[dict[str, Any]]) -> list[float]:
         model.to(targs.device)  # this rank's device (the launcher has set it)
         # No more rows per pass than a training pass has forget rows: without gradients this
         # pass then stays below training's peak memory (NPO costs what SimNPO costs).
-        return reference_logps(model, items, pad_id, targs.per_device_train_batch_size)
+        return reference_logps(model, items, pad_id, targs.per_device_train_batch_size, mask_id)
 
     return score
 
@@ -259,6 +276,7 @@ def save_run_files(
             world_size=trainer.args.world_size,
             global_steps=trainer.state.global_step,
             efficiency=efficiency,  # wall time, s/step, tokens/s, peak memory, FLOPs estimate
+            trainer_protocol=trainer_protocol(cfg).name,
         ),
     )
 

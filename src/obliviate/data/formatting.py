@@ -63,13 +63,29 @@ def prepare_tokenizer(tokenizer: Any, fmt: ChatFormat) -> Any:
     return tokenizer
 
 
+def loaded_pad_id(tokenizer: Any) -> int:
+    """The pad id open-unlearning uses for this tokenizer as loaded (before ``prepare_tokenizer``):
+    its own pad token, else its end-of-sequence token."""
+    pad = tokenizer.pad_token_id
+    return int(tokenizer.eos_token_id if pad is None else pad)
+
+
 class QAEncoder:
     """Turns (question, answer) pairs into ``input_ids`` / ``labels`` for one model's chat format."""
 
-    def __init__(self, tokenizer: Any, fmt: ChatFormat, max_length: int = 512):
+    def __init__(
+        self,
+        tokenizer: Any,
+        fmt: ChatFormat,
+        max_length: int | None = 512,
+        mask_id: int | None = None,
+    ):
         self.tokenizer = tokenizer
         self.fmt = fmt
         self.max_length = max_length
+        #: a token id that evaluation batches hide from attention wherever it occurs
+        #: (open-unlearning's pad id; obliviate.protocol); None = only the padding
+        self.mask_id = mask_id
         self.eot_id: int = tokenizer.convert_tokens_to_ids(fmt.end_of_turn)
 
     def prompt_text(self, question: str) -> str:
@@ -93,6 +109,11 @@ class QAEncoder:
         """``labels`` = -100 on prompt tokens, the token ids on answer tokens + end-of-turn."""
         prompt = self.prompt_ids(question)
         completion = self.answer_ids(answer)
+        if self.max_length is None:  # open-unlearning's chat-template path never truncates
+            return {
+                "input_ids": prompt + completion,
+                "labels": [IGNORE_INDEX] * len(prompt) + completion,
+            }
         room = self.max_length - len(prompt)
         if room < 1:
             raise ConfigError(

@@ -39,7 +39,13 @@ def score_answers(
     """Score each (question, answer) pair under ``model`` by teacher forcing."""
     items = [encoder.encode(q, a) for q, a in pairs]
     return score_encoded(
-        model, items, encoder.tokenizer.pad_token_id, batch_size, keep_tokens, desc
+        model,
+        items,
+        encoder.tokenizer.pad_token_id,
+        batch_size,
+        keep_tokens,
+        desc,
+        mask_id=getattr(encoder, "mask_id", None),  # duck-typed prompters have none
     )
 
 
@@ -53,6 +59,8 @@ def greedy_generate(
     desc: str | None = None,
     stats: dict[str, float] | None = None,
     use_hf_generate: bool = False,
+    in_order: bool = False,
+    clean_up: bool = False,
     strip: bool = True,
 ) -> list[str]:
     """Greedy answers: prompt = chat up to the assistant header, left-padded batches with the
@@ -61,10 +69,15 @@ def greedy_generate(
 
     ``use_hf_generate`` runs the same decoding through ``model.generate`` (the reference path
     the equivalence tests compare against; slower, its per-step overhead is large).
+    ``in_order`` batches the questions as given instead of longest first, and ``clean_up``
+    decodes as transformers 4.x does with ``clean_up_tokenization_spaces=True``:
+    open-unlearning's batches and texts (obliviate.protocol).
     """
     tok = encoder.tokenizer
     prompts = [encoder.prompt_ids(q) for q in questions]
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
+    order = list(range(len(prompts)))
+    if not in_order:
+        order.sort(key=lambda i: len(prompts[i]), reverse=True)
     device = _device(model)
     stop = sorted(
         {encoder.eot_id, *(_as_list(getattr(model.generation_config, "eos_token_id", None)))}
@@ -72,7 +85,12 @@ def greedy_generate(
     out = [""] * len(prompts)
     for start in progress_bar(range(0, len(order), batch_size), desc):
         idx = order[start : start + batch_size]
-        batch = pad_batch([{"input_ids": prompts[i]} for i in idx], tok.pad_token_id, side="left")
+        batch = pad_batch(
+            [{"input_ids": prompts[i]} for i in idx],
+            tok.pad_token_id,
+            side="left",
+            mask_id=getattr(encoder, "mask_id", None),  # duck-typed prompters have none
+        )
         ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
         if use_hf_generate:
             gen = model.generate(
@@ -105,8 +123,40 @@ def greedy_generate(
             if encoder.eot_id in ids_i:
                 ids_i = ids_i[: ids_i.index(encoder.eot_id)]
             text = tok.decode(ids_i, skip_special_tokens=True)
+            text = clean_up_spaces(text) if clean_up else text
             out[i] = text.strip() if strip else text  # MUSE cuts at stop strings first
     return out
+
+
+#: transformers 4.x's ``clean_up_tokenization`` (open-unlearning decodes with it); transformers
+#: 5 no longer applies it to BPE tokenizers, so it is done here
+_CLEAN_UPS = (
+    (" .", "."),
+    (" ?", "?"),
+    (" !", "!"),
+    (" ,", ","),
+    (" ' ", "'"),
+    (" n't", "n't"),
+    (" 'm", "'m"),
+    (" 's", "'s"),
+    (" 've", "'ve"),
+    (" 're", "'re"),
+)
+
+
+def clean_up_spaces(text: str) -> str:
+    """Remove the space before punctuation and English contractions, in that order."""
+    for old, new in _CLEAN_UPS:
+        text = text.replace(old, new)
+    return text
+
+
+def decode_answer(tok: Any, ids: list[int], clean_up: bool = False) -> str:
+    """Answer text of token ids: special tokens dropped, stripped. ``clean_up`` also removes
+    the spaces before punctuation and contractions (" ." -> ".", " 's" -> "'s") first, as
+    open-unlearning's decoding does."""
+    text = tok.decode(ids, skip_special_tokens=True)
+    return (clean_up_spaces(text) if clean_up else text).strip()
 
 
 def _greedy_loop(

@@ -18,14 +18,17 @@ import torch
 
 from obliviate.data.formatting import QAEncoder
 from obliviate.eval import metrics as M
+from obliviate.eval import ou_metrics as OU
 from obliviate.eval import retain_log as RL
 from obliviate.eval.scoring import (
     ScoredAnswer,
+    decode_answer,
     greedy_generate,
     is_main_process,
     score_answers,
     shard_map,
 )
+from obliviate.protocol import Protocol
 
 log = logging.getLogger("obliviate")
 METRIC_VERSION = "obliviate-tofu-1"
@@ -86,6 +89,8 @@ class EvalSettings:
     generation_batch_size: int | None = None  # None = batch_size
     retain_logs_path: str | None = None
     progress: bool = True
+    #: obliviate's conventions (metrics.md) or open-unlearning's, item for item
+    protocol: Protocol = field(default_factory=Protocol)
     notes: list[str] = field(default_factory=list)
     #: wall seconds per phase (scoring, generation, rouge) and generated-token count, filled in
     timings: dict[str, float] = field(default_factory=dict)
@@ -141,13 +146,15 @@ def _evaluate(
     for split in SPLITS:
         rows = rows_by[split.key]
         answers, true_sc, false_sc = _score_split(model, encoder, split, rows, settings)
-        res.update(_probability_metrics(split, answers, true_sc, false_sc))
-        res.update(_truth_ratio_metric(split, true_sc, false_sc))
+        proto = settings.protocol
+        res.update(_probability_metrics(split, answers, true_sc, false_sc, proto))
+        res.update(_truth_ratio_metric(split, true_sc, false_sc, proto))
         with _timed(settings.timings, "rouge"):
-            res[f"{split.prefix}_Q_A_ROUGE"] = _rouge_metric(rows, gens_by[split.prefix])
+            truths = _ground_truths(encoder, rows, proto)
+            res[f"{split.prefix}_Q_A_ROUGE"] = _rouge_metric(rows, truths, gens_by[split.prefix])
         if split.prefix == "forget":
             forget_answers = answers
-    res.update(_memorisation_metrics(forget_answers, encoder.eot_id))
+    res.update(_memorisation_metrics(forget_answers, encoder.eot_id, settings.protocol))
     res["model_utility"] = _model_utility_metric(res)
     res["forget_quality"] = _forget_quality_metric(res["forget_truth_ratio"], settings, retain_log)
     holdout = rows_by.get("holdout")
@@ -200,21 +207,33 @@ def _generate(
     settings: EvalSettings,
 ) -> dict[str, list[str]]:
     """Greedy generations (for ROUGE) per split prefix. All splits go through one
-    length-sorted pool: fewer, fuller batches."""
-    questions = [(s.prefix, r["question"]) for s in SPLITS for r in rows_by[s.key]]
-    with _timed(settings.timings, "generation"):
-        flat = shard_map(
+    length-sorted pool: fewer, fuller batches. Under open-unlearning's protocol each split is
+    generated on its own, in data order, ``batch_size`` prompts per batch, as it does there."""
+    proto = settings.protocol
+
+    def generate(questions: list[str]) -> list[str]:
+        return shard_map(
             lambda part: greedy_generate(
                 model,
                 encoder,
                 part,
                 settings.max_new_tokens,
-                settings.generation_batch_size or settings.batch_size,
+                settings.batch_size
+                if proto.generation_per_split
+                else settings.generation_batch_size or settings.batch_size,
                 desc=_desc(settings, "generating"),
                 stats=settings.timings,
+                in_order=proto.generation_per_split,
+                clean_up=proto.decoded_texts,
             ),
-            [q for _, q in questions],
+            questions,
         )
+
+    with _timed(settings.timings, "generation"):
+        if proto.generation_per_split:
+            return {s.prefix: generate([r["question"] for r in rows_by[s.key]]) for s in SPLITS}
+        questions = [(s.prefix, r["question"]) for s in SPLITS for r in rows_by[s.key]]
+        flat = generate([q for _, q in questions])
     gens_by: dict[str, list[str]] = {s.prefix: [] for s in SPLITS}
     for (prefix, _), g in zip(questions, flat, strict=True):
         gens_by[prefix].append(g)
@@ -280,6 +299,7 @@ def _probability_metrics(
     answers: list[ScoredAnswer],
     true_sc: list[ScoredAnswer],
     false_sc: list[list[ScoredAnswer]],
+    proto: Protocol,
 ) -> dict[str, Any]:
     """Q_A_Prob (answer), Q_A_PARA_Prob (paraphrase, where it is the true answer), Q_A_PERT_Prob
     (perturbed answers) and, for real authors / world facts, the normalised probability."""
@@ -297,7 +317,8 @@ def _probability_metrics(
     ]
     out[f"{split.prefix}_Q_A_PERT_Prob"] = metric(float(np.nanmean(p_pert)), pert_items)
     if split.prefix in ("ra", "wf"):
-        norm = M.normalised_probability(_avg_losses(answers), avg_false)
+        normalise = OU.normalised_probability if proto.epsilon else M.normalised_probability
+        norm = normalise(_avg_losses(answers), avg_false)
         norm_items = [{"prob": _num(x)} for x in norm]
         out[f"{split.prefix}_Q_A_Prob_normalised"] = metric(
             _mean([v["prob"] for v in norm_items]), norm_items
@@ -306,17 +327,20 @@ def _probability_metrics(
 
 
 def _truth_ratio_metric(
-    split: Split, true_sc: list[ScoredAnswer], false_sc: list[list[ScoredAnswer]]
+    split: Split,
+    true_sc: list[ScoredAnswer],
+    false_sc: list[list[ScoredAnswer]],
+    proto: Protocol,
 ) -> dict[str, Any]:
     """Per-item truth ratios R = P_false / P_true and the split's aggregate: closer_to_1 on
-    forget, true_better on the others (metrics.md)."""
-    tr = M.truth_ratio(_avg_losses(true_sc), _false_avg_losses(false_sc))  # (n,)
+    forget, true_better on the others (metrics.md; open-unlearning's 1e-10s under its
+    protocol)."""
+    ou = proto.epsilon > 0
+    ratio = OU.truth_ratio if ou else M.truth_ratio
+    tr = ratio(_avg_losses(true_sc), _false_avg_losses(false_sc))  # (n,)
     ok = ~np.isnan(tr)
-    aggregate = (
-        M.truth_ratio_closer_to_1
-        if split.aggregator == "closer_to_1"
-        else M.truth_ratio_true_better
-    )
+    closer = OU.truth_ratio_closer_to_1 if ou else M.truth_ratio_closer_to_1
+    aggregate = closer if split.aggregator == "closer_to_1" else M.truth_ratio_true_better
     key = "forget_truth_ratio" if split.prefix == "forget" else f"{split.prefix}_Truth_Ratio"
     return {
         key: metric(
@@ -327,9 +351,18 @@ def _truth_ratio_metric(
     }
 
 
-def _rouge_metric(rows: list[dict[str, Any]], gens: list[str]) -> dict[str, Any]:
+def _ground_truths(encoder: QAEncoder, rows: list[dict[str, Any]], proto: Protocol) -> list[str]:
+    """The answers ROUGE compares with: as written, or (open-unlearning) decoded back from
+    their token ids with its decoding settings."""
+    if not proto.decoded_texts:
+        return [r["answer"] for r in rows]
+    return [
+        decode_answer(encoder.tokenizer, encoder.answer_ids(r["answer"])[:-1], True) for r in rows
+    ]
+
+
+def _rouge_metric(rows: list[dict[str, Any]], truths: list[str], gens: list[str]) -> dict[str, Any]:
     """ROUGE-L recall of the greedy generations against the ground-truth answers."""
-    truths = [r["answer"] for r in rows]
     scores = M.rouge_scores(gens, truths)
     items = [
         {**sc, "input": r["question"], "ground_truth": t, "generation": g}
@@ -338,13 +371,16 @@ def _rouge_metric(rows: list[dict[str, Any]], gens: list[str]) -> dict[str, Any]
     return metric(float(np.mean([sc["rougeL_recall"] for sc in scores])), items)
 
 
-def _memorisation_metrics(forget_answers: list[ScoredAnswer], eot_id: int) -> dict[str, Any]:
+def _memorisation_metrics(
+    forget_answers: list[ScoredAnswer], eot_id: int, proto: Protocol
+) -> dict[str, Any]:
     """Exact memorisation and extraction strength of the forget answers (end-of-turn excluded)."""
+    strength = OU.extraction_strength if proto.es_no_match_is_1_over_n else M.extraction_strength
     em, es = [], []
     for s in forget_answers:
         pred, lab = _answer_tokens(s, eot_id)
         em.append({"score": _num(M.exact_memorization(pred, lab))})
-        es.append({"score": _num(M.extraction_strength(pred, lab))})
+        es.append({"score": _num(strength(pred, lab))})
     return {
         "exact_memorization": metric(_mean([v["score"] for v in em]), em),
         "extraction_strength": metric(_mean([v["score"] for v in es]), es),
@@ -413,6 +449,7 @@ def _eval_info(
     """What the numbers were computed on: checked when this log serves as a retain log."""
     return {
         "metric_version": METRIC_VERSION,
+        "protocol": settings.protocol.name,
         "forget_split": settings.forget_split,
         "max_items": settings.max_items,
         "utility_items": settings.utility_items,

@@ -8,11 +8,12 @@ import torch
 from omegaconf import DictConfig
 
 from obliviate.data import tofu
-from obliviate.data.formatting import ChatFormat, QAEncoder, prepare_tokenizer
+from obliviate.data.formatting import ChatFormat, QAEncoder, loaded_pad_id, prepare_tokenizer
 from obliviate.eval import retain_log as RL
 from obliviate.eval.data import load_eval_data
 from obliviate.eval.suite import SuiteResult
 from obliviate.eval.tofu_eval import EvalSettings, evaluate_model, format_table, summary
+from obliviate.protocol import protocol_from
 from obliviate.utils.receipt import rows_sha256
 
 
@@ -26,6 +27,7 @@ def settings_from_cfg(cfg: DictConfig) -> EvalSettings:
         max_new_tokens=int(cfg.eval.max_new_tokens),
         batch_size=int(cfg.eval.batch_size or (64 if torch.cuda.is_available() else 32)),
         retain_logs_path=cfg.get("retain_logs_path"),
+        protocol=protocol_from(cfg.eval.get("protocol"), "eval.protocol"),
         generation_batch_size=int(
             cfg.eval.get("generation_batch_size") or (512 if torch.cuda.is_available() else 64)
         ),
@@ -43,6 +45,7 @@ class TofuSuite:
         self.settings = settings_from_cfg(cfg)
         self.template = cfg.model.template
         self.max_length = int(cfg.data.max_length)
+        self.loaded_pad_id: int | None = None
         tofu.check_holdout(cfg.forget_split, cfg.get("holdout_split"))
         source = tofu.TofuSource.from_config(cfg)
         source.check_folder(
@@ -63,11 +66,21 @@ class TofuSuite:
             n_f = len(self.data["forget"][:cap] if cap else self.data["forget"])
             RL.retain_truth_ratios(self.retain_log, path, self.settings.forget_split, n_f, cap)
         self.checksums = {k: rows_sha256(v) for k, v in self.data.items()}
-        self.receipt: dict[str, Any] = {"data_files": files}
+        self.receipt: dict[str, Any] = {
+            "data_files": files,
+            "eval_protocol": self.settings.protocol.name,
+        }
 
     def run(self, model: Any, tokenizer: Any) -> SuiteResult:
         fmt = ChatFormat.from_config(self.template)
-        encoder = QAEncoder(prepare_tokenizer(tokenizer, fmt), fmt, max_length=self.max_length)
+        # open-unlearning's mask hides its pad id: the tokenizer's as loaded, before ours is set
+        # (the first call sees it; later calls, e.g. during training, get the same tokenizer)
+        if self.loaded_pad_id is None:
+            self.loaded_pad_id = loaded_pad_id(tokenizer)
+        mask_id = self.settings.protocol.mask_id(self.loaded_pad_id)
+        tokenizer = prepare_tokenizer(tokenizer, fmt)
+        max_length = self.max_length if self.settings.protocol.truncates else None
+        encoder = QAEncoder(tokenizer, fmt, max_length, mask_id)
         res = evaluate_model(model, encoder, self.data, self.settings, self.retain_log)
         notes = list(self.settings.notes)
         if res["forget_quality"]["agg_value"] is None:

@@ -297,7 +297,11 @@ def _part_logprobs(
 
 @torch.no_grad()
 def reference_logps(
-    model: torch.nn.Module, items: list[dict[str, Any]], pad_id: int, batch_size: int = 16
+    model: torch.nn.Module,
+    items: list[dict[str, Any]],
+    pad_id: int,
+    batch_size: int = 16,
+    mask_id: int | None = None,
 ) -> list[float]:
     """log pi_ref(y|x) (summed over answer tokens) of each item under ``model`` as it is now.
 
@@ -308,7 +312,7 @@ def reference_logps(
     was_training = model.training
     model.eval()
     with full_parameters(model):  # ZeRO-3: this pass runs before DeepSpeed's engine exists
-        scored = score_encoded(model, items, pad_id, batch_size, keep_tokens=False)
+        scored = score_encoded(model, items, pad_id, batch_size, keep_tokens=False, mask_id=mask_id)
     model.train(was_training)
     return [s.sum_logp for s in scored]
 

@@ -1,0 +1,71 @@
+"""Which conventions the evaluation and training follow: obliviate's own (docs/metrics.md, the
+default) or open-unlearning's, reproduced item for item (``eval.protocol`` / ``trainer.protocol``).
+
+Every difference between the two is a named flag here, so the code that depends on one reads
+the flag rather than comparing names, and docs/metrics.md ("Parity with
+open-unlearning") lists the same flags with their measured effect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from obliviate.errors import ConfigError
+
+OBLIVIATE = "obliviate"
+OPEN_UNLEARNING = "open-unlearning"
+PROTOCOLS = (OBLIVIATE, OPEN_UNLEARNING)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One flag per difference; ``PROTOCOLS[name]`` are the two named sets (a diagnostic may
+    switch single flags with ``dataclasses.replace``, as bench/parity/ablate.py does)."""
+
+    name: str = OBLIVIATE
+    #: attention_mask = (input_ids != pad_id), open-unlearning's collator: every token equal to
+    #: its pad token is hidden from attention, padding or not (see ``mask_id``)
+    pad_id_masked: bool = False
+    #: greedy generation split by split in data order, ``batch_size`` prompts per batch (the
+    #: batches open-unlearning forms), instead of one length-sorted pool of all splits
+    generation_per_split: bool = False
+    #: ROUGE on texts decoded with ``clean_up_tokenization_spaces=True`` (generations and ground
+    #: truths, the latter decoded from the answer's token ids, not the answer as written)
+    decoded_texts: bool = False
+    #: cut answers so that prompt + answer fit ``data.max_length`` (open-unlearning's
+    #: chat-template path tokenises the whole chat and never truncates)
+    truncates: bool = True
+    #: extraction strength 1/N (not 0) when even the last answer token is mispredicted
+    es_no_match_is_1_over_n: bool = False
+    #: added to the denominators of the truth ratio, its closer-to-1 aggregate and the
+    #: normalised probability (0 = the exact formulas)
+    epsilon: float = 0.0
+
+    def mask_id(self, loaded_pad_id: int) -> int | None:
+        """The token id hidden from attention wherever it occurs, or None (padding only).
+        open-unlearning's pad is the tokenizer's pad token, else its EOS (``loaded_pad_id``):
+        with pad = end-of-turn (SmolLM2, Llama-3) the mask hides the turn ends inside every
+        prompt, in training and evaluation alike."""
+        return loaded_pad_id if self.pad_id_masked else None
+
+
+NAMED = {
+    OBLIVIATE: Protocol(),
+    OPEN_UNLEARNING: Protocol(
+        OPEN_UNLEARNING,
+        pad_id_masked=True,
+        generation_per_split=True,
+        truncates=False,
+        decoded_texts=True,
+        es_no_match_is_1_over_n=True,
+        epsilon=1e-10,
+    ),
+}
+
+
+def protocol_from(value: object, key: str) -> Protocol:
+    """The protocol named by config key ``key``; a clear error for anything else."""
+    name = OBLIVIATE if value is None else value
+    if name not in PROTOCOLS:
+        raise ConfigError(f"{key}={value!r} is not a protocol; use one of {', '.join(PROTOCOLS)}")
+    return NAMED[str(name)]
