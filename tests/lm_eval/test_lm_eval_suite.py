@@ -11,11 +11,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from conftest import compose_config
 from obliviate.data.builtin_wmdp import task_items
 from obliviate.data.formatting import IGNORE_INDEX, ChatFormat, prepare_tokenizer
 from obliviate.errors import ConfigError
 from obliviate.eval.lm_eval_suite import LMEvalSettings, LMEvalSuite
 from obliviate.eval.lm_eval_tasks import check_known, write_mcq_task
+from obliviate.eval.runner import run_eval
 from obliviate.logprobs import score_encoded
 from obliviate.models.tiny import build_tiny_model, build_tiny_tokenizer
 
@@ -68,19 +70,20 @@ def reference_loglikelihoods(model, tok, items: list[dict]) -> list[list[float]]
     return [sums[i : i + 4] for i in range(0, len(sums), 4)]
 
 
-def test_accuracy_equals_obliviates_own_scoring(tiny, task_file, tmp_path):
+def test_accuracy_equals_obliviates_own_scoring(tiny, task_file):
     model, tok = tiny
     items = task_items("builtin_authors")[:N_ITEMS]
     calls: list[int] = []
     hook = model.register_forward_hook(lambda m, args, out: calls.append(args[0].size(0)))
     try:
-        summary = LMEvalSuite(suite_cfg([str(task_file)], batch_size=3)).run(model, tok, tmp_path)
+        res = LMEvalSuite(suite_cfg([str(task_file)], batch_size=3)).run(model, tok)
     finally:
         hook.remove()
 
     ref = reference_loglikelihoods(model, tok, items)
     ref_acc = sum(max(range(4), key=lambda k: ll[k]) == it["answer"] for ll, it in zip(ref, items, strict=True)) / N_ITEMS  # fmt: skip
     assert 0 < ref_acc < 1  # not saturated: the comparison can fail either way
+    summary = res.summary
     assert summary["mini_authors/acc"] == pytest.approx(ref_acc, abs=1e-12)
     p = ref_acc
     assert summary["mini_authors/acc_stderr"] == pytest.approx(
@@ -88,10 +91,8 @@ def test_accuracy_equals_obliviates_own_scoring(tiny, task_file, tmp_path):
     )
 
     # The files: the summary as returned; per-sample records carry lm-eval's log-likelihoods.
-    assert json.loads((tmp_path / "LMEval_SUMMARY.json").read_text()) == summary
-    records = json.loads((tmp_path / "LMEval_EVAL.json").read_text())["mini_authors"][
-        "mini_authors"
-    ]
+    assert res.files["LMEval_SUMMARY.json"] == summary
+    records = res.files["LMEval_EVAL.json"]["mini_authors"]["mini_authors"]
     assert len(records) == N_ITEMS
     for rec in records:
         got = [r[0] for r in rec["filtered_resps"]]
@@ -102,12 +103,10 @@ def test_accuracy_equals_obliviates_own_scoring(tiny, task_file, tmp_path):
     assert sorted(calls) == [2, 3, 3]
 
 
-def test_chat_template_and_limit_arrive(tiny, task_file, tmp_path):
+def test_chat_template_and_limit_arrive(tiny, task_file):
     model, tok = tiny
-    LMEvalSuite(suite_cfg([str(task_file)], apply_chat_template=True, limit=2)).run(model, tok, tmp_path)  # fmt: skip
-    records = json.loads((tmp_path / "LMEval_EVAL.json").read_text())["mini_authors"][
-        "mini_authors"
-    ]
+    suite = LMEvalSuite(suite_cfg([str(task_file)], apply_chat_template=True, limit=2))
+    records = suite.run(model, tok).files["LMEval_EVAL.json"]["mini_authors"]["mini_authors"]
     assert len(records) == 2
     item = task_items("builtin_authors")[0]
     choices = "".join(f"\n{x}. {c}" for x, c in zip("ABCD", item["choices"], strict=True))
@@ -122,12 +121,39 @@ def test_chat_template_and_limit_arrive(tiny, task_file, tmp_path):
     )
 
 
-def test_builtin_task_registered_offline(tiny, tmp_path):
-    model, tok = tiny
-    suite = LMEvalSuite(suite_cfg(["builtin_hazard"], limit=2, batch_size=4))
-    assert not suite.plan.registry  # lm-eval's own index is not read for built-in tasks
-    summary = suite.run(model, tok, tmp_path)
+def test_tofu_and_lm_eval_in_one_command(tmp_path):
+    """eval=[tofu,lm_eval] through run_eval: both suites' files, one receipt; the built-in
+    task is registered locally (lm-eval's own task index is not needed)."""
+    out = run_eval(
+        compose_config(
+            [
+                "experiment=eval/tofu/default",
+                "eval=[tofu,lm_eval]",
+                "model=tiny-bytes",
+                "task_name=t",
+                "tofu_data=builtin",
+                "builtin_data.authors=2",
+                "forget_split=forget50",
+                "holdout_split=null",
+                "eval.max_items=2",
+                "eval.utility_items=1",
+                "eval.max_new_tokens=2",
+                "eval.lm_eval.tasks=[builtin_hazard]",
+                "eval.lm_eval.limit=4",
+                f"paths.output_dir={tmp_path / 'eval'}",
+            ],
+            "eval.yaml",
+        )
+    )
+    summary = json.loads((out / "LMEval_SUMMARY.json").read_text())
     assert set(summary) == {"builtin_hazard/acc", "builtin_hazard/acc_stderr"}
+    assert summary["builtin_hazard/acc"] in (0, 0.25, 0.5, 0.75, 1)  # 4 items
+    records = json.loads((out / "LMEval_EVAL.json").read_text())["builtin_hazard"]
+    assert len(records["builtin_hazard"]) == 4
+    assert (out / "TOFU_SUMMARY.json").is_file()
+    receipt = json.loads((out / "eval_receipt.json").read_text())
+    assert receipt["suites"] == ["tofu", "lm_eval"]
+    assert receipt["lm_eval"]["tasks"] == ["builtin_hazard"] and receipt["lm_eval"]["limit"] == 4
 
 
 @pytest.mark.parametrize(

@@ -7,16 +7,17 @@ and a reload would drop the pad token and chat settings obliviate prepared). The
 passed through. Under a distributed launcher each process scores its shard of every task's
 requests and lm-eval gathers them on the main process, so the numbers equal one process's.
 
-Writes ``LMEval_EVAL.json`` (per task, lm-eval's per-sample records) and ``LMEval_SUMMARY.json``
+Results: ``LMEval_EVAL.json`` (per task, lm-eval's per-sample records) and ``LMEval_SUMMARY.json``
 (``<task>/<metric>``, e.g. ``wmdp_cyber/acc``, ``wmdp_cyber/acc_stderr``, ``mmlu/acc``: a group's
 aggregate for a group such as ``mmlu``), the names open-unlearning gives them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from obliviate.data.formatting import ChatFormat
 from obliviate.errors import ConfigError
 from obliviate.eval import lm_eval_tasks as T
-from obliviate.utils.io import atomic_write_json
+from obliviate.eval.suite import SuiteResult
 
 log = logging.getLogger("obliviate")
 
@@ -120,23 +121,44 @@ class LMEvalSuite:
     result_files = ("LMEval_EVAL.json", "LMEval_SUMMARY.json")
 
     def __init__(self, cfg: DictConfig) -> None:
-        self.settings = LMEvalSettings.from_config(cfg)
-        self.plan = T.plan_tasks(list(self.settings.tasks), seed=0)
+        self.options = LMEvalSettings.from_config(cfg)
+        self.plan = T.plan_tasks(list(self.options.tasks), seed=0)
         self.task_manager = make_task_manager(self.plan)
         T.check_known(self.plan.names, set(self.task_manager.all_tasks))
-        self.progress = True
+        self.checksums = {p.stem: file_sha256(p) for p in T.local_data_files(self.plan)}
+        self.receipt: dict[str, Any] = {
+            "lm_eval": {"version": lm_eval_version(), "tasks": list(self.plan.names)}
+            | {k: v for k, v in asdict(self.options).items() if k != "tasks"}
+        }
 
-    def run(self, model: Any, tokenizer: Any, out: Path) -> dict[str, Any]:
-        """Evaluate every task; the main process writes the two result files (atomically)."""
+    def run(self, model: Any, tokenizer: Any) -> SuiteResult:
+        """Evaluate every task (each process its shard); the records and summary come back
+        on the main process (empty elsewhere)."""
         samples, summary = evaluate_tasks(
-            model, tokenizer, self.settings, self.plan, self.task_manager
+            model, tokenizer, self.options, self.plan, self.task_manager
         )
-        if is_main():
-            atomic_write_json(out / "LMEval_EVAL.json", samples)
-            atomic_write_json(out / "LMEval_SUMMARY.json", summary)
-            for key, value in summary.items():
-                log.info("lm_eval %s = %s", key, value)
-        return summary
+        return SuiteResult(
+            files={"LMEval_EVAL.json": samples, "LMEval_SUMMARY.json": summary},
+            summary=summary,
+            report=format_summary(summary),
+        )
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    rows = [
+        f"{k:<40} {v:.4f}" if isinstance(v, float) else f"{k:<40} {v}" for k, v in summary.items()
+    ]
+    return "\n".join(["lm-eval", *rows])
+
+
+def lm_eval_version() -> str:
+    from importlib.metadata import version
+
+    return version("lm_eval")
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def make_task_manager(plan: T.TaskPlan) -> Any:
@@ -145,10 +167,6 @@ def make_task_manager(plan: T.TaskPlan) -> Any:
     return TaskManager(
         include_path=list(plan.include_paths) or None, include_defaults=plan.registry
     )
-
-
-def is_main() -> bool:
-    return not _distributed() or torch.distributed.get_rank() == 0
 
 
 def _distributed() -> bool:

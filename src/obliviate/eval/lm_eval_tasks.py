@@ -101,6 +101,11 @@ def plan_tasks(entries: list[str], seed: int = 0) -> TaskPlan:
     return TaskPlan(tuple(names), tuple(dict.fromkeys(paths)), registry)
 
 
+def local_data_files(plan: TaskPlan) -> list[Path]:
+    """The JSON-lines data files in the plan's local task folders (checksummed in the receipt)."""
+    return sorted(p for folder in plan.include_paths for p in Path(folder).glob("*.jsonl"))
+
+
 def _yaml_task_name(path: Path, entry: str) -> str:
     if not path.is_file():
         raise ConfigError(
