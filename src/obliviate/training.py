@@ -16,10 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback, set_seed
 
 from obliviate import config as C
-from obliviate.data import tofu
 from obliviate.data.collate import PairCollator
-from obliviate.data.datasets import encode_rows
-from obliviate.data.formatting import ChatFormat, QAEncoder, prepare_tokenizer
+from obliviate.data.sources import training_source
 from obliviate.errors import ConfigError
 from obliviate.methods.base import TrainData, reference_logps
 from obliviate.models.loading import check_model_path, load_model, load_tokenizer
@@ -49,6 +47,7 @@ class RunPlan:
     training_args: Any  # TrainingArguments for ``n_train`` rows (or the placeholder)
     loss_group_size: int | None  # rows per user micro-batch when accumulation is fused
     n_train: int | None  # training rows as the split names tell them; None = known once loaded
+    source: Any = None  # where the rows come from (train_source; TOFU by default)
 
 
 def preflight(cfg: DictConfig, n_train: int | None = None) -> RunPlan:
@@ -67,12 +66,9 @@ def preflight(cfg: DictConfig, n_train: int | None = None) -> RunPlan:
     lora = lora_settings(cfg.model)
     C.check_trainer_args(cfg)
     C.check_numeric_settings(cfg)
-    if mode == "unlearn":
-        tofu.check_split_pair(cfg.forget_split, cfg.retain_split)
-        splits = [str(cfg.forget_split), str(cfg.retain_split), "full"]
-    else:
-        splits = [str(cfg.train_split)]
-    known = tofu.check_source(cfg, splits)
+    source = training_source(cfg)
+    splits = source.splits(mode)
+    known = source.check(splits, method_cls)
     check_model_path(cfg.model.model_args.get("pretrained_model_name_or_path"))
     out = Path(cfg.paths.output_dir)
     raw_resume = cfg.trainer.args.get("resume_from_checkpoint")
@@ -80,7 +76,9 @@ def preflight(cfg: DictConfig, n_train: int | None = None) -> RunPlan:
     resume = resolve_resume(raw_resume, out)
     n_train = n_train or known
     targs, group = training_arguments(cfg, n_train or PLACEHOLDER_ROWS)
-    return RunPlan(mode, method_cls, margs, lora, splits, out, resume, targs, group, n_train)
+    return RunPlan(
+        mode, method_cls, margs, lora, splits, out, resume, targs, group, n_train, source
+    )
 
 
 def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None) -> Path:
@@ -97,24 +95,25 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
 
     # 3. Model and tokenizer.
     set_seed(int(cfg.seed))
-    fmt = ChatFormat.from_config(cfg.model.template)
-    tokenizer = prepare_tokenizer(load_tokenizer(cfg.model), fmt)
+    tokenizer = plan.source.prepare_tokenizer(load_tokenizer(cfg.model))
     model = load_model(cfg.model)
     if plan.lora is not None:
         model = apply_lora(model, plan.lora)
-    encoder = QAEncoder(tokenizer, fmt, max_length=int(cfg.data.max_length))
 
     # 4. The method builds its training set (e.g. reference log-probs, refusal answers).
     train_ds = plan.method_cls.build_train_dataset(
         TrainData(
             train_rows=rows[plan.splits[0]],
             retain_rows=rows[plan.splits[1]] if plan.mode == "unlearn" else None,
-            encode=lambda r: encode_rows(encoder, r),
+            encode=plan.source.encoder(tokenizer),
             reference_logps=reference_scorer(model, targs, tokenizer.pad_token_id),
             seed=int(cfg.seed),
         ),
         plan.method_args,
     )
+    if len(train_ds) != n_train:  # a text corpus trains on chunks, not on its documents
+        n_train = len(train_ds)
+        targs, group = training_arguments(cfg, n_train)
 
     # 5. Trainer.
     guard = FiniteLossGuard()
@@ -190,15 +189,8 @@ def training_arguments(cfg: DictConfig, n_train: int) -> tuple[Any, int | None]:
 
 
 def load_rows(cfg: DictConfig, plan: RunPlan) -> dict[str, list[dict[str, Any]]]:
-    """The splits the run trains on, validated (and, unlearning, checked author-disjoint)."""
-    source = tofu.TofuSource.from_config(cfg)
-    rows = {s: source.load(s) for s in plan.splits}
-    for split, r in rows.items():
-        tofu.validate_rows(r, split)
-    if plan.mode == "unlearn":
-        forget, retain, full = plan.splits
-        tofu.check_disjoint(rows[forget], rows[retain], rows[full], (forget, retain))
-    return rows
+    """The splits the run trains on, validated by the run's training source."""
+    return plan.source.load(plan.splits, plan.mode)
 
 
 def reference_scorer(model: torch.nn.Module, targs: Any, pad_id: int) -> Any:

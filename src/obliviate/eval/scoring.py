@@ -53,6 +53,7 @@ def greedy_generate(
     desc: str | None = None,
     stats: dict[str, float] | None = None,
     use_hf_generate: bool = False,
+    strip: bool = True,
 ) -> list[str]:
     """Greedy answers: prompt = chat up to the assistant header, left-padded batches with the
     KV cache; each output is cut at its first end-of-turn, decoded without special tokens, and
@@ -103,7 +104,8 @@ def greedy_generate(
             ids_i = new[row].tolist()
             if encoder.eot_id in ids_i:
                 ids_i = ids_i[: ids_i.index(encoder.eot_id)]
-            out[i] = tok.decode(ids_i, skip_special_tokens=True).strip()
+            text = tok.decode(ids_i, skip_special_tokens=True)
+            out[i] = text.strip() if strip else text  # MUSE cuts at stop strings first
     return out
 
 

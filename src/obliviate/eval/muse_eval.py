@@ -1,0 +1,290 @@
+"""The MUSE evaluation of one model: knowmem, verbmem, the min-k% attack, privleak and
+extraction strength, per item and aggregated, in open-unlearning's MUSE_EVAL.json keys.
+
+Generation and teacher-forced scoring are the TOFU evaluation's batched passes
+(:func:`obliviate.eval.scoring.greedy_generate`, :func:`obliviate.logprobs.score_encoded`),
+sharded over processes the same way; only the prompts differ: no chat template, BOS + text.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from obliviate.data.corpus import bos_prefix
+from obliviate.data.formatting import IGNORE_INDEX
+from obliviate.eval import metrics as M
+from obliviate.eval import muse_metrics as MM
+from obliviate.eval.scoring import greedy_generate, is_main_process, shard_map
+from obliviate.eval.tofu_eval import metric
+from obliviate.logprobs import ScoredAnswer, score_encoded
+
+log = logging.getLogger("obliviate")
+METRIC_VERSION = "obliviate-muse-1"
+
+HEADLINE = (
+    ("forget_knowmem_ROUGE", "↓ lower = more forgotten"),
+    ("forget_verbmem_ROUGE", "↓ lower = more forgotten"),
+    ("extraction_strength", "↓ lower = more forgotten"),
+    ("mia_min_k", "→ toward the retain model's AUC"),
+    ("privleak", "→ near 0 is best"),
+    ("retain_knowmem_ROUGE", "↑ higher is better (utility)"),
+)
+
+
+@dataclass
+class MuseSettings:
+    data_split: str
+    protocol: str = "open-unlearning"
+    knowmem_max_new_tokens: int = 32
+    verbmem_max_new_tokens: int = 128
+    max_length: int = 2048  # privleak texts and verbmem references are cut to this many tokens
+    min_k: float = 0.4
+    max_items: int | None = None
+    batch_size: int = 8
+    generation_batch_size: int = 32
+    retain_logs_path: str | None = None
+    muse_data: str = "hub"
+    progress: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
+class TextPrompter:
+    """What ``greedy_generate`` needs of an encoder when there is no chat: the prompt's ids
+    behind BOS, and EOS as the end of an answer."""
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+        self.prefix = bos_prefix(tokenizer)
+        self.eot_id = tokenizer.eos_token_id
+
+    def ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+
+    def prompt_ids(self, text: str) -> list[int]:
+        return self.prefix + self.ids(text)
+
+
+def evaluate_muse(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    data: dict[str, list[dict[str, Any]]],
+    settings: MuseSettings,
+    auc_retain: float | None,
+) -> dict[str, Any]:
+    """Every MUSE metric. ``data``: forget_qa, retain_qa, forget_qa_icl, retain_qa_icl,
+    verbmem, privleak_forget, privleak_holdout (rows as on the Hub)."""
+    was_training = model.training
+    model.eval()
+    try:
+        pr = TextPrompter(tokenizer)
+        rows = capped(data, settings.max_items)
+        res = {**knowmem_metrics(model, pr, rows, settings)}
+        res.update(verbmem_metrics(model, pr, rows["verbmem"], settings))
+        res.update(privacy_metrics(model, pr, rows, settings, auc_retain))
+        res["eval_info"] = eval_info(settings, rows)
+        return res
+    finally:
+        model.train(was_training)
+
+
+def capped(data: dict[str, list], max_items: int | None) -> dict[str, list]:
+    """The first ``max_items`` of every evaluated split (in-context examples untouched)."""
+    if not max_items:
+        return data
+    return {k: v if k.endswith("_icl") else v[:max_items] for k, v in data.items()}
+
+
+def _desc(settings: MuseSettings, text: str) -> str | None:
+    return text if settings.progress and is_main_process() else None
+
+
+def generate(
+    model: Any,
+    pr: TextPrompter,
+    prompts: list[str],
+    max_new: int,
+    settings: MuseSettings,
+    what: str,
+) -> list[str]:
+    """Greedy continuations (not stripped: stop strings are cut first)."""
+    return shard_map(
+        lambda part: greedy_generate(
+            model,
+            pr,  # type: ignore[arg-type]  (duck-typed: prompt_ids, eot_id, tokenizer)
+            part,
+            max_new,
+            settings.generation_batch_size,
+            desc=_desc(settings, what),
+            strip=False,
+        ),
+        prompts,
+    )
+
+
+def knowmem_metrics(
+    model: Any, pr: TextPrompter, rows: dict[str, list], settings: MuseSettings
+) -> dict[str, Any]:
+    """forget/retain_knowmem_ROUGE: ROUGE-L F1 of the answer after the split's in-context QA
+    pairs, greedy ``knowmem_max_new_tokens`` tokens cut at the first stop string."""
+    prompts, splits = [], ("forget", "retain")
+    for split in splits:
+        icl = [(r["question"], r["answer"]) for r in rows[f"{split}_qa_icl"]]
+        prompts += [MM.knowmem_prompt(icl, r["question"]) for r in rows[f"{split}_qa"]]
+    # one pooled pass over both splits: fewer, fuller batches
+    gens = generate(model, pr, prompts, settings.knowmem_max_new_tokens, settings, "knowmem")
+    stops = MM.KNOWMEM_STOPS
+    if settings.protocol == "open-unlearning":  # it also cuts at the EOS text
+        stops = (pr.tokenizer.decode([pr.eot_id]), *stops)
+    out, start = {}, 0
+    for split in splits:
+        qa = rows[f"{split}_qa"]
+        cut = [
+            MM.cut_at_stops(g, stops, strip=settings.protocol == "open-unlearning")
+            for g in gens[start : start + len(qa)]
+        ]
+        answers = [r["answer"] for r in qa]
+        out[f"{split}_knowmem_ROUGE"] = rouge_metric(
+            cut, answers, [r["question"] for r in qa], settings
+        )
+        start += len(qa)
+    return out
+
+
+def rouge_metric(
+    gens: list[str], refs: list[str], inputs: list[str], settings: MuseSettings
+) -> dict[str, Any]:
+    scores = MM.rouge_items(gens, refs, settings.protocol)
+    items = [
+        {**sc, "input": i, "ground_truth": r, "generation": g}
+        for sc, i, r, g in zip(scores, inputs, refs, gens, strict=True)
+    ]
+    return metric(MM.mean([sc["rougeL_f1"] for sc in scores]), items, rouge_type="rougeL_f1")
+
+
+def verbmem_metrics(
+    model: Any, pr: TextPrompter, rows: list[dict[str, Any]], settings: MuseSettings
+) -> dict[str, Any]:
+    """forget_verbmem_ROUGE (greedy continuation of each prompt vs ``gt``) and
+    extraction_strength (teacher-forced on ``gt`` after the prompt)."""
+    n_new = settings.verbmem_max_new_tokens
+    prompts = [r["prompt"] for r in rows]
+    gens = generate(model, pr, prompts, n_new, settings, "verbmem")
+    if settings.protocol == "paper":  # gt cut to the generation length, BOS counted
+        refs = [
+            pr.tokenizer.decode((pr.prefix + pr.ids(r["gt"]))[:n_new], skip_special_tokens=True)
+            for r in rows
+        ]
+    else:
+        refs = [r["gt"].strip() for r in rows]
+        gens = [g.strip() for g in gens]
+    out = {"forget_verbmem_ROUGE": rouge_metric(gens, refs, prompts, settings)}
+    scored = score(model, pr, [verbmem_item(pr, r, settings.max_length) for r in rows], settings)
+    es = [{"score": _num(M.extraction_strength(s.pred_ids, s.label_ids))} for s in scored]
+    out["extraction_strength"] = metric(MM.mean([v["score"] for v in es]), es)
+    return out
+
+
+def verbmem_item(pr: TextPrompter, row: dict[str, Any], max_length: int) -> dict[str, list[int]]:
+    """BOS + prompt + " " + gt, tokenised together; labels on the gt tokens only (at most
+    ``max_length`` of them), as open-unlearning's completion data."""
+    prompt = pr.prompt_ids(row["prompt"])
+    full = pr.prompt_ids(row["prompt"] + " " + row["gt"])[: len(prompt) + max_length]
+    return {"input_ids": full, "labels": [IGNORE_INDEX] * len(prompt) + full[len(prompt) :]}
+
+
+def text_item(pr: TextPrompter, text: str, max_length: int) -> dict[str, list[int]]:
+    """BOS + the text's first ``max_length`` tokens, every text token labelled."""
+    ids = pr.ids(text)[:max_length]
+    return {"input_ids": pr.prefix + ids, "labels": [IGNORE_INDEX] * len(pr.prefix) + ids}
+
+
+def score(
+    model: Any, pr: TextPrompter, items: list[dict], settings: MuseSettings
+) -> list[ScoredAnswer]:
+    pad = pr.tokenizer.pad_token_id
+    pad = pr.eot_id if pad is None else pad
+    return shard_map(lambda part: score_encoded(model, part, pad, settings.batch_size), items)
+
+
+def privacy_metrics(
+    model: Any,
+    pr: TextPrompter,
+    rows: dict[str, list],
+    settings: MuseSettings,
+    auc_retain: float | None,
+) -> dict[str, Any]:
+    """mia_min_k: AUC of the min-k% attack, privleak forget (members) vs holdout; privleak
+    against the retain model's AUC, null with a note when there is none."""
+    scores: dict[str, list[float]] = {}
+    for split in ("forget", "holdout"):
+        items = [text_item(pr, r["text"], settings.max_length) for r in rows[f"privleak_{split}"]]
+        scored = score(model, pr, items, settings)
+        scores[split] = [M.min_k_score(s.token_logp.numpy(), settings.min_k) for s in scored]
+    auc = M.roc_auc(np.array(scores["forget"]), np.array(scores["holdout"]))
+    mia = {
+        "agg_value": auc,
+        "auc": auc,
+        "k": settings.min_k,
+        **{
+            split: metric(float(np.mean(v)), [{"score": s} for s in v])
+            for split, v in scores.items()
+        },
+    }
+    return {"mia_min_k": mia, "privleak": privleak_metric(auc, auc_retain, settings)}
+
+
+def privleak_metric(auc: float, auc_retain: float | None, settings: MuseSettings) -> dict[str, Any]:
+    if auc_retain is None:
+        return metric(None, note=how_to_make_retain_log(settings))
+    if auc_retain == 1.0:
+        return metric(None, note="the retain log's mia_min_k is 1.0: privleak is undefined")
+    return metric(M.privleak(auc, auc_retain), auc=auc, auc_retain=auc_retain)
+
+
+def how_to_make_retain_log(settings: MuseSettings) -> str:
+    return (
+        "no retain log with mia_min_k: privleak not computed; evaluate the retrained model "
+        f"(muse-bench/MUSE-{settings.data_split}_retrain, or one finetuned with train_split=retain) "
+        f"with experiment=eval/muse/default data_split={settings.data_split} and pass "
+        "retain_logs_path=<its MUSE_EVAL.json>"
+    )
+
+
+def eval_info(settings: MuseSettings, rows: dict[str, list]) -> dict[str, Any]:
+    """What the numbers were computed on: checked when this log serves as a retain log."""
+    return {
+        "metric_version": METRIC_VERSION,
+        "protocol": settings.protocol,
+        "rouge_stemmer": settings.protocol == "open-unlearning",
+        "data_split": settings.data_split,
+        "muse_data": settings.muse_data,
+        "max_items": settings.max_items,
+        "knowmem_max_new_tokens": settings.knowmem_max_new_tokens,
+        "verbmem_max_new_tokens": settings.verbmem_max_new_tokens,
+        "max_length": settings.max_length,
+        "stop_strings": list(MM.KNOWMEM_STOPS),
+        "n_per_split": {k: len(v) for k, v in rows.items()},
+        "notes": settings.notes,
+    }
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and np.isnan(x)) else float(x)
+
+
+def summary(res: dict[str, Any]) -> dict[str, Any]:
+    return {k: res[k]["agg_value"] for k, _ in HEADLINE if k in res}
+
+
+def format_table(res: dict[str, Any]) -> str:
+    lines = [f"{'MUSE metric':<24} {'value':>10}  direction"]
+    for key, direction in HEADLINE:
+        v = res[key]["agg_value"] if key in res else None
+        shown = "null" if v is None else f"{v:.4g}"
+        lines.append(f"{key:<24} {shown:>10}  {direction}")
+    return "\n".join(lines)
