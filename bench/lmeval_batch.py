@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from obliviate.launch import compose
 from obliviate.eval.lm_eval_suite import LMEvalSuite
+from obliviate.launch import compose
 from obliviate.models.loading import load_model, load_tokenizer
 
 
@@ -43,7 +43,11 @@ def measure(model_name: str, tasks: list[str], batch: int | str, limit: int | No
     model, tokenizer = MODELS[model_name]
     t0 = time.perf_counter()
     res = suite.run(model, tokenizer)
-    return {"batch_size": batch, "seconds": round(time.perf_counter() - t0, 2), "summary": res.summary}
+    return {
+        "batch_size": batch,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "summary": res.summary,
+    }
 
 
 MODELS: dict[str, tuple] = {}
@@ -52,7 +56,9 @@ MODELS: dict[str, tuple] = {}
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="SmolLM2-135M-Instruct")
-    ap.add_argument("--tasks", nargs="+", default=["builtin_hazard", "builtin_retain", "builtin_authors"])
+    ap.add_argument(
+        "--tasks", nargs="+", default=["builtin_hazard", "builtin_retain", "builtin_authors"]
+    )
     ap.add_argument("--batch", default="32", help="obliviate's batch size to compare with 1")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None)
