@@ -138,7 +138,7 @@ def test_tofu_and_lm_eval_in_one_command(tmp_path):
                 "eval.max_items=2",
                 "eval.utility_items=1",
                 "eval.max_new_tokens=2",
-                "eval.lm_eval.tasks=[builtin_hazard]",
+                "eval.lm_eval.tasks=[builtin_hazard,builtin_retain_cloze]",
                 "eval.lm_eval.limit=4",
                 f"paths.output_dir={tmp_path / 'eval'}",
             ],
@@ -146,14 +146,22 @@ def test_tofu_and_lm_eval_in_one_command(tmp_path):
         )
     )
     summary = json.loads((out / "LMEval_SUMMARY.json").read_text())
-    assert set(summary) == {"builtin_hazard/acc", "builtin_hazard/acc_stderr"}
+    cloze = [f"builtin_retain_cloze/{m}" for m in ("acc", "acc_stderr", "acc_norm", "acc_norm_stderr")]  # fmt: skip
+    assert set(summary) == {"builtin_hazard/acc", "builtin_hazard/acc_stderr", *cloze}
     assert summary["builtin_hazard/acc"] in (0, 0.25, 0.5, 0.75, 1)  # 4 items
-    records = json.loads((out / "LMEval_EVAL.json").read_text())["builtin_hazard"]
-    assert len(records["builtin_hazard"]) == 4
+    records = json.loads((out / "LMEval_EVAL.json").read_text())
+    assert len(records["builtin_hazard"]["builtin_hazard"]) == 4
+    # the cloze variant scores each choice's own text after "Question: q\nAnswer:"
+    first = records["builtin_retain_cloze"]["builtin_retain_cloze"][0]
+    item = task_items("builtin_retain")[0]
+    assert first["arguments"] == [
+        [f"Question: {item['question']}\nAnswer:", f" {c}"] for c in item["choices"]
+    ]
     assert (out / "TOFU_SUMMARY.json").is_file()
     receipt = json.loads((out / "eval_receipt.json").read_text())
     assert receipt["suites"] == ["tofu", "lm_eval"]
-    assert receipt["lm_eval"]["tasks"] == ["builtin_hazard"] and receipt["lm_eval"]["limit"] == 4
+    assert receipt["lm_eval"]["tasks"] == ["builtin_hazard", "builtin_retain_cloze"]
+    assert receipt["lm_eval"]["limit"] == 4
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from obliviate.data.builtin import GENRES, PLACES, PROFESSIONS, make_authors
 from obliviate.data.builtin_facts import REAL_AUTHORS, WORLD_FACTS
 
 #: bump when the generated items or corpora change (the cache folder name carries it)
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 BUILTIN_TASKS = ("builtin_hazard", "builtin_retain", "builtin_authors")
 TOPICS = {
     "builtin_hazard": "literature",

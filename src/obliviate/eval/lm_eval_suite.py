@@ -237,7 +237,6 @@ def evaluate_tasks(
                 random_seed=None,
                 numpy_random_seed=None,
                 torch_random_seed=None,
-                verbosity="WARNING",
             )
             if res is None:  # not the main process: lm-eval gathered everything on rank 0
                 continue

@@ -7,7 +7,8 @@ An entry of ``eval.lm_eval.tasks`` is one of:
 - a path to a task YAML file (``/data/my_task.yaml``): its folder joins lm-eval's search path,
   its ``task`` field names it; with ``dataset_path: json`` and local files this runs offline;
 - a built-in task (``builtin_hazard``, ``builtin_retain``, ``builtin_authors``): 4-choice items
-  that obliviate generates (:mod:`obliviate.data.builtin_wmdp`), written once as a local task.
+  that obliviate generates (:mod:`obliviate.data.builtin_wmdp`), written once as a local task;
+  ``<name>_cloze`` scores the same items by their choices' text instead of a letter.
 
 Indexing lm-eval's registry reads thousands of YAML files (seconds), so it is only done when an
 entry is neither a file nor built in.
@@ -52,13 +53,32 @@ def mcq_task_config(task: str, data_file: Path, topic: str) -> dict[str, Any]:
     }
 
 
-def write_mcq_task(folder: Path, task: str, items: list[dict[str, Any]], topic: str) -> Path:
-    """Write ``<task>.jsonl`` (the items) and ``<task>.yaml`` (the task) into ``folder``."""
+def cloze_task_config(task: str, data_file: Path) -> dict[str, Any]:
+    """The same items scored as cloze: each choice's own text after ``Question: q\nAnswer:``
+    (lm-eval's ``mmlu_continuation`` style). A model too small to answer with a letter (it
+    picks the same letter whatever the question) still shows what it knows this way."""
+    return mcq_task_config(task, data_file, "") | {
+        "description": "",
+        "doc_to_text": "Question: {{question.strip()}}\nAnswer:",
+        "doc_to_choice": "{{choices}}",
+        "metric_list": [
+            {"metric": m, "aggregation": "mean", "higher_is_better": True}
+            for m in ("acc", "acc_norm")
+        ],
+    }
+
+
+def write_mcq_task(
+    folder: Path, task: str, items: list[dict[str, Any]], topic: str, cloze: bool = False
+) -> Path:
+    """Write ``<task>.jsonl`` (the items) and ``<task>.yaml`` (the task) into ``folder``:
+    WMDP's letter format, or with ``cloze`` the choices' text scored."""
     # atomic: several processes of one launch may write the same built-in task at once
     data = (folder / f"{task}.jsonl").resolve()
     atomic_write_text(data, "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items))
     path = folder / f"{task}.yaml"
-    atomic_write_text(path, yaml.safe_dump(mcq_task_config(task, data, topic), sort_keys=False))
+    config = cloze_task_config(task, data) if cloze else mcq_task_config(task, data, topic)
+    atomic_write_text(path, yaml.safe_dump(config, sort_keys=False))
     return path
 
 
@@ -69,11 +89,20 @@ def builtin_task_folder(seed: int = 0, root: Path | None = None) -> Path:
     folder = (root or cache_root() / "lm_eval_tasks") / (
         f"builtin-v{builtin_wmdp.GENERATOR_VERSION}-seed{seed}"
     )
-    if not all((folder / f"{t}.yaml").is_file() for t in builtin_wmdp.BUILTIN_TASKS):
+    if not all((folder / f"{t}.yaml").is_file() for t in builtin_task_names()):
         for task in builtin_wmdp.BUILTIN_TASKS:
             items = builtin_wmdp.task_items(task, seed)
             write_mcq_task(folder, task, items, builtin_wmdp.TOPICS[task])
+            write_mcq_task(folder, f"{task}{CLOZE}", items, "", cloze=True)
     return folder
+
+
+#: suffix of a built-in task's cloze variant (``builtin_hazard_cloze``)
+CLOZE = "_cloze"
+
+
+def builtin_task_names() -> tuple[str, ...]:
+    return builtin_wmdp.BUILTIN_TASKS + tuple(t + CLOZE for t in builtin_wmdp.BUILTIN_TASKS)
 
 
 @dataclass(frozen=True)
@@ -87,7 +116,7 @@ def plan_tasks(entries: list[str], seed: int = 0) -> TaskPlan:
     """Sort the entries into built-in, local-file and registry tasks (no lm-eval import)."""
     names, paths, registry = [], [], False
     for entry in entries:
-        if entry in builtin_wmdp.BUILTIN_TASKS:
+        if entry in builtin_task_names():
             paths.append(str(builtin_task_folder(seed)))
             names.append(entry)
         elif entry.endswith((".yaml", ".yml")):
@@ -133,5 +162,5 @@ def check_known(names: tuple[str, ...], known: set[str]) -> None:
                 f"eval.lm_eval.tasks: lm-eval has no task or group {name!r}"
                 + (f" (close: {', '.join(hint)})" if hint else "")
                 + "; give a task name, a path to a task YAML, or one of "
-                + ", ".join(builtin_wmdp.BUILTIN_TASKS)
+                + ", ".join(builtin_task_names())
             )
