@@ -42,7 +42,7 @@ def evaluate(task_file: str) -> dict:
         }
     )
     tok = prepare_tokenizer(build_tiny_tokenizer(), ChatFormat.from_config(TEMPLATE))
-    res = LMEvalSuite(cfg).run(build_tiny_model(init_seed=5), tok)
+    res = LMEvalSuite(cfg).run(build_tiny_model(init_seed=3), tok)
     return {"summary": res.summary, "records": res.files["LMEval_EVAL.json"]}
 
 
