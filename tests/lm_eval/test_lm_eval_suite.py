@@ -121,6 +121,7 @@ def test_chat_template_and_limit_arrive(tiny, task_file):
     )
 
 
+@pytest.mark.slow  # a TOFU evaluation and two lm-eval tasks
 def test_tofu_and_lm_eval_in_one_command(tmp_path):
     """eval=[tofu,lm_eval] through run_eval: both suites' files, one receipt; the built-in
     task is registered locally (lm-eval's own task index is not needed)."""

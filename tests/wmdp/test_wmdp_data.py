@@ -16,7 +16,9 @@ from obliviate.methods.rmu import RMU
 from obliviate.models.tiny import build_tiny_tokenizer
 from obliviate.training import preflight
 
-LONG = "Protocol details that are long enough to pass the reference code's length filter, number {}."
+LONG = (
+    "Protocol details that are long enough to pass the reference code's length filter, number {}."
+)
 
 
 def write_corpora(folder, split="cyber", bio_rows=None):
