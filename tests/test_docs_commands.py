@@ -33,6 +33,7 @@ from obliviate import config as C
 from obliviate.config import CONFIG_DIR
 from obliviate.data import tofu
 from obliviate.errors import ConfigError
+from obliviate.eval.lm_eval_suite import LMEvalSettings
 from obliviate.eval.tofu_suite import settings_from_cfg
 from obliviate.launch import compose, parse_argv, split_multirun
 from obliviate.models.loading import check_model_path
@@ -180,6 +181,8 @@ def check_eval(cfg) -> None:
         from obliviate.eval.muse_suite import settings_from_cfg as muse_settings
 
         muse_settings(cfg)
+    if "lm_eval" in suites:
+        LMEvalSettings.from_config(cfg)
     model = str(cfg.model.model_args.pretrained_model_name_or_path)
     if model.startswith("saves/"):
         assert model in train_outputs(), f"{model} is made by no training command in the docs"
@@ -213,7 +216,7 @@ def test_doc_command_composes_and_passes_the_checks(command, tmp_path, monkeypat
         return
     cfg = compose(name, overrides)
     for key, value in overridden(overrides):  # every documented value arrives in the config
-        if key not in ("model", "trainer", "experiment"):
+        if key not in ("model", "trainer", "experiment", "eval"):  # config groups
             assert OmegaConf.select(cfg, key) == value, key
     if command.door == "train":
         check_train(cfg, overrides)
