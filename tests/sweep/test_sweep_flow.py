@@ -6,6 +6,7 @@ training + evaluation of a sweep is tests/sweep/test_sweep_real.py (slow)."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -78,9 +79,10 @@ def sweep_file(tmp_path: Path) -> dict:
 
 
 def test_a_sweep_runs_its_points_resumes_after_an_interruption_and_reuses_by_receipts(
-    fakes, tmp_path, capsys
+    fakes, tmp_path, caplog
 ):
-    # Hydra's job logging writes the log to stdout (configs: hydra/job_logging=stdout)
+    # In-process points keep the process's logging (no Hydra job logging): read obliviate's log
+    caplog.set_level(logging.INFO, logger="obliviate")
     fakes.stop_at = 2  # Ctrl-C during the second point's training: it leaves a partial run
     with pytest.raises(KeyboardInterrupt):
         run_sweep("unlearn", BASE)
@@ -98,9 +100,9 @@ def test_a_sweep_runs_its_points_resumes_after_an_interruption_and_reuses_by_rec
 
     # The same command resumes: the finished point is skipped, the interrupted one redone.
     fakes.stop_at, fakes.trained, fakes.evaluated = None, [], []
-    capsys.readouterr()
+    caplog.clear()
     run_sweep("unlearn", BASE)
-    log = capsys.readouterr().out
+    log = caplog.text
     assert fakes.trained == fakes.evaluated == [SECOND]
     assert f"point #0 ({FIRST}): complete, receipts match (config, code, data): skipped" in log
     assert f"point #1 ({SECOND}): training (not finished)" in log

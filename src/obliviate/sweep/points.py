@@ -35,10 +35,16 @@ class SweepPlan:
     def hydra_overrides(self) -> list[str]:
         """Our defaults for the sweep layout, then the user's hydra overrides (later wins)."""
         exclude = ",".join(f"'{k}'" for k in sorted({*self.fixed, "task_name"}))
+        # Points run in this process unless a launcher plugin is chosen: then the logging set up
+        # at start stays. Hydra's job logging would re-run logging.config.dictConfig per point,
+        # which closes every handler in the process (and absl's, from rouge-score, closes its
+        # stream). A launcher that starts new processes keeps Hydra's job logging.
+        in_process = not any(o.startswith("hydra/launcher=") for o in self.hydra)
         return [
             "hydra.sweep.dir=${paths.root}/sweep/${task_name}",
             "hydra.sweep.subdir=${hydra.job.override_dirname}",
             f"hydra.job.config.override_dirname.exclude_keys=[{exclude}]",
+            *(["hydra/job_logging=none"] if in_process else []),
             *self.hydra,
         ]
 
