@@ -33,7 +33,7 @@ from obliviate import config as C
 from obliviate.config import CONFIG_DIR
 from obliviate.data import tofu
 from obliviate.errors import ConfigError
-from obliviate.eval.runner import settings_from_cfg
+from obliviate.eval.tofu_suite import settings_from_cfg
 from obliviate.launch import compose, parse_argv
 from obliviate.models.loading import check_model_path
 from obliviate.training import preflight

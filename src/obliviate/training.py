@@ -122,7 +122,7 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
     if targs.eval_strategy != "no":
         from obliviate.eval.hook import make_training_eval_hook
 
-        eval_hook = make_training_eval_hook(cfg, tokenizer, encoder)
+        eval_hook = make_training_eval_hook(cfg, tokenizer)
     trainer = plan.method_cls(
         model=model,
         args=targs,

@@ -1,0 +1,68 @@
+"""Evaluation suites: what ``src/eval.py`` (and evaluation during training) runs on one model.
+
+``eval`` is a Hydra config group. Each option (``configs/eval/<name>.yaml``, package ``eval``)
+declares its suite under ``eval.suites.<name>._target_`` next to its own settings, so
+``eval=[tofu,lm_eval]`` merges two options and runs both on the same loaded model. A suite is a
+class with:
+
+- ``name`` and ``result_files`` (class attributes: the output folder is guarded before any
+  suite is built),
+- ``__init__(cfg)``: every check and the data, loaded and validated (retain logs too) — no model,
+- ``checksums`` and ``receipt`` (instance attributes, filled by ``__init__``): sha256 of the data
+  it read and what else the run's receipt should hold (data files, item counts),
+- ``run(model, tokenizer) -> SuiteResult``: evaluate (every process, when sharded); it writes
+  nothing — the runner writes the receipt first and the result files last, on the main process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hydra.utils import get_class
+from omegaconf import DictConfig
+
+from obliviate.errors import ConfigError
+
+
+@dataclass
+class SuiteResult:
+    files: dict[str, Any]  # result file name -> JSON object, e.g. TOFU_EVAL.json
+    summary: dict[str, Any]  # flat headline metric -> value (training log, obliviate compare)
+    report: str = ""  # what the terminal shows
+    notes: list[str] = field(default_factory=list)  # caveats printed after the report
+
+
+class EvalSuite(Protocol):
+    name: str
+    result_files: tuple[str, ...]
+    checksums: dict[str, str]
+    receipt: dict[str, Any]
+
+    def __init__(self, cfg: DictConfig) -> None: ...
+
+    def run(self, model: Any, tokenizer: Any) -> SuiteResult: ...
+
+
+def suite_classes(cfg: DictConfig) -> list[type]:
+    """The suite classes ``cfg.eval.suites`` names, in config order; at least one."""
+    suites = (cfg.get("eval") or {}).get("suites") or {}
+    if not suites:
+        raise ConfigError(
+            "no evaluation suite selected (eval.suites is empty); choose one with eval=tofu, "
+            "eval=lm_eval or a list such as eval=[tofu,lm_eval]"
+        )
+    classes = []
+    for name, spec in suites.items():
+        target = (spec or {}).get("_target_")
+        try:
+            classes.append(get_class(str(target)))
+        except Exception as e:  # ImportError, AttributeError, or not a class
+            raise ConfigError(
+                f"eval.suites.{name}._target_={target!r} is not an importable suite class ({e})"
+            ) from None
+    return classes
+
+
+def result_files(classes: list[type]) -> tuple[str, ...]:
+    return tuple(f for c in classes for f in c.result_files)

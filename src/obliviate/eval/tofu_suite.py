@@ -1,0 +1,80 @@
+"""The TOFU suite (``eval=tofu``, the default): TOFU_EVAL.json and TOFU_SUMMARY.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from obliviate.data import tofu
+from obliviate.data.formatting import ChatFormat, QAEncoder, prepare_tokenizer
+from obliviate.eval import retain_log as RL
+from obliviate.eval.data import load_eval_data
+from obliviate.eval.suite import SuiteResult
+from obliviate.eval.tofu_eval import EvalSettings, evaluate_model, format_table, summary
+from obliviate.utils.receipt import rows_sha256
+
+
+def settings_from_cfg(cfg: DictConfig) -> EvalSettings:
+    return EvalSettings(
+        forget_split=str(cfg.forget_split),
+        retain_split=f"retain{100 - tofu.split_percent(cfg.forget_split, 'forget'):02d}",
+        model_name=str(cfg.model.name),
+        max_items=cfg.eval.get("max_items"),
+        utility_items=cfg.eval.get("utility_items"),
+        max_new_tokens=int(cfg.eval.max_new_tokens),
+        batch_size=int(cfg.eval.batch_size or (64 if torch.cuda.is_available() else 32)),
+        retain_logs_path=cfg.get("retain_logs_path"),
+        generation_batch_size=int(
+            cfg.eval.get("generation_batch_size") or (512 if torch.cuda.is_available() else 64)
+        ),
+    )
+
+
+class TofuSuite:
+    """Every metric of metrics.md on the forget split, retain, real authors and world facts
+    (and the holdout split, for privleak, when it exists)."""
+
+    name = "tofu"
+    result_files = ("TOFU_EVAL.json", "TOFU_SUMMARY.json")
+
+    def __init__(self, cfg: DictConfig):
+        self.settings = settings_from_cfg(cfg)
+        self.template = cfg.model.template
+        self.max_length = int(cfg.data.max_length)
+        tofu.check_holdout(cfg.forget_split, cfg.get("holdout_split"))
+        source = tofu.TofuSource.from_config(cfg)
+        source.check_folder(
+            [
+                f"{cfg.forget_split}_perturbed",
+                "retain_perturbed",
+                "real_authors_perturbed",
+                "world_facts_perturbed",
+            ]
+        )
+        path = self.settings.retain_logs_path
+        self.retain_log = RL.load_retain_log(path) if path else None
+        self.data, files = load_eval_data(
+            source, self.settings.forget_split, cfg.get("holdout_split"), self.settings.notes
+        )
+        if self.retain_log is not None:  # a log that does not fit fails before the model loads
+            cap = self.settings.max_items
+            n_f = len(self.data["forget"][:cap] if cap else self.data["forget"])
+            RL.retain_truth_ratios(self.retain_log, path, self.settings.forget_split, n_f, cap)
+        self.checksums = {k: rows_sha256(v) for k, v in self.data.items()}
+        self.receipt: dict[str, Any] = {"data_files": files}
+
+    def run(self, model: Any, tokenizer: Any) -> SuiteResult:
+        fmt = ChatFormat.from_config(self.template)
+        encoder = QAEncoder(prepare_tokenizer(tokenizer, fmt), fmt, max_length=self.max_length)
+        res = evaluate_model(model, encoder, self.data, self.settings, self.retain_log)
+        notes = list(self.settings.notes)
+        if res["forget_quality"]["agg_value"] is None:
+            notes.append(res["forget_quality"]["note"])
+        return SuiteResult(
+            files={"TOFU_EVAL.json": res, "TOFU_SUMMARY.json": summary(res)},
+            summary=summary(res),
+            report=format_table(res),
+            notes=notes,
+        )
