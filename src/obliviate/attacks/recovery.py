@@ -6,7 +6,8 @@ For a forget-side metric m where higher means "remembers more" (forget_Q_A_Prob,
 
 0 = nothing came back, 1 = back at the level of the target (the model before unlearning),
 negative = the attack removed even more. Undefined (None) when the target is not above the
-unlearned model: there was nothing forgotten to recover.
+unlearned model by at least ``MIN_GAP`` (the metrics live in [0, 1]; a smaller gap is numerical
+noise, and dividing by it would report any change as a huge "recovery").
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from obliviate.errors import ConfigError
 
+MIN_GAP = 1e-3
 #: the forget-side metrics whose recovery is reported, and the per-item field of TOFU_EVAL.json
 #: holding each item's value (to compute the target's level on exactly the evaluated items)
 RECOVERY_METRICS: dict[str, str] = {
@@ -31,11 +33,11 @@ def recovered_share(
     before: float | None, after: float | None, target: float | None
 ) -> float | None:
     """``(after - before) / (target - before)``, or None when any value is missing or the
-    target does not exceed ``before`` (nothing was forgotten)."""
+    target does not exceed ``before`` by ``MIN_GAP`` (nothing was forgotten)."""
     if before is None or after is None or target is None:
         return None
     gap = target - before
-    if not gap > 0 or not math.isfinite(gap):
+    if not gap >= MIN_GAP or not math.isfinite(gap):
         return None
     return (after - before) / gap
 
