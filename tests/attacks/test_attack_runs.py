@@ -16,6 +16,7 @@ from scipy.stats import ks_2samp
 from conftest import compose_config, snapshot
 from obliviate.attacks.base import build_attack
 from obliviate.attacks.relearn import sample_indices
+from obliviate.demo.report import build_report, figure, load_row, markdown
 from obliviate.errors import ConfigError
 from obliviate.models.loading import load_model, load_tokenizer
 
@@ -80,6 +81,14 @@ def test_relearn_reports_only_the_forget_items_it_did_not_train_on(model_dir, tm
     assert prob["before"] == pytest.approx(prob["target"], rel=1e-5)
     assert prob["recovered_share"] is None  # the target is this model: nothing was forgotten
     assert read(out / "TOFU_SUMMARY.json")["attack/relearn"] == rep["summary"]
+    # obliviate compare shows the attack's numbers as columns and the attacked point in the plot
+    table = build_report([load_row("m", "model", out / "TOFU_EVAL.json")], {})
+    columns = [c["metric"] for c in table["columns"]]
+    assert [f"attack/relearn/{k}" for k in rep["summary"]] == columns[-len(rep["summary"]) :]
+    row = table["rows"][0]
+    assert all(row[f"attack/relearn/{k}"] == v for k, v in rep["summary"].items())
+    assert "attack/relearn/forget_quality_after" in markdown(table)
+    assert "m +relearn" in [label.get_text() for label in figure(table)[1]]
 
 
 def test_relearn_is_deterministic_with_the_seed_and_leaves_the_model_unchanged(model_dir):
