@@ -160,16 +160,18 @@ def test_rephrase_scores_every_variant_and_reports_the_largest(model_dir, tmp_pa
     "override, message",
     [
         ("attack=quantize attack.bits=3", "attack.bits=3; use 4 or 8"),
+        ("attack=relern", "attack=relern is not a known attack \\(did you mean relearn\\?\\)"),
         ("attack=relearn attack.fraction=1.0", "attack.fraction=1.0 must be in"),
         ("attack=relearn attack.data=/no/such.jsonl", "attack.data='/no/such.jsonl' is neither"),
         ("attack=rephrase attack.variants=[nope]", "attack.variants=\\['nope'\\]"),
     ],
 )
 def test_bad_attack_settings_fail_in_one_line_before_the_model_loads(override, message):
-    cfg = compose_config(
-        ["experiment=eval/tofu/default", "model=tiny-bytes", "task_name=t", "tofu_data=builtin",
-         "builtin_data.authors=2", "forget_split=forget50", *override.split()],
-        "eval.yaml",
-    )  # fmt: skip
     with pytest.raises(ConfigError, match=message):
+        cfg = compose_config(
+            ["experiment=eval/tofu/default", "model=tiny-bytes", "task_name=t",
+             "tofu_data=builtin", "builtin_data.authors=2", "forget_split=forget50",
+             *override.split()],
+            "eval.yaml",
+        )  # fmt: skip
         build_attack(cfg)

@@ -5,7 +5,8 @@ Each run is ``obliviate eval`` with the demo's own evaluation overrides (same da
 answer length, batch sizes, retain log) plus ``attack=...``, run through ``run_eval`` under
 bfloat16 autocast exactly as the demo runs its evaluation stages. The target's unattacked
 evaluation (the "before" of its quantization run) is every other run's ``attack.target_eval``.
-A run whose ATTACK file exists is skipped; a model not yet trained is waited for.
+A run whose ATTACK file exists is skipped; a model not yet trained is waited for (and the
+retain model's evaluation, except by the target's runs, which then have no forget_quality).
 
     PYTHONPATH=src OMP_NUM_THREADS=1 nice python docs/results/2026-12-02_attacks/run_attacks.py
 """
@@ -55,7 +56,8 @@ def overrides(name: str, attack: str) -> list[str]:
     ov = [
         *DEMO_EVAL,
         f"model.model_args.pretrained_model_name_or_path={MODELS[name]}",
-        f"retain_logs_path={RETAIN_LOG}",
+        # the target's runs may start before the retain model exists (forget_quality null)
+        f"retain_logs_path={RETAIN_LOG if RETAIN_LOG.is_file() else 'null'}",
         f"task_name=attack_{name}_{attack}",
         f"paths.output_dir={out}",
         *ATTACKS[attack],
@@ -82,7 +84,7 @@ def run_one(name: str, attack: str) -> None:
 
 def main(names: list[str]) -> None:
     for name in names:
-        while not (ready(MODELS[name]) and RETAIN_LOG.is_file()):
+        while not (ready(MODELS[name]) and (name == "target" or RETAIN_LOG.is_file())):
             time.sleep(30)
         for attack in ("quantize", "relearn"):
             run_one(name, attack)
