@@ -53,7 +53,8 @@ def table(attack: str) -> list[str]:
         rep = json.loads(path.read_text())
         s, rec = rep["summary"], rep.get("recovery") or {}
         target = " / ".join(
-            fmt((rec.get(k) or {}).get("target"), k) for k in ("forget_Q_A_Prob", "forget_Q_A_ROUGE")
+            fmt((rec.get(k) or {}).get("target"), k)
+            for k in ("forget_Q_A_Prob", "forget_Q_A_ROUGE")
         )
         lines.append(
             f"| {model} | {pair(s, 'forget_Q_A_Prob')} | {share(rep, 'forget_Q_A_Prob')} | "
