@@ -102,6 +102,11 @@ class RelearnAttack(ModelAttack):
         self.rows = self._load_rows(cfg)
 
     def _load_rows(self, cfg: DictConfig) -> list[dict[str, Any]]:
+        if self.data in DATA_KINDS and "tofu" not in ((cfg.get("eval") or {}).get("suites") or {}):
+            raise ConfigError(
+                f"attack.data={self.data} draws from TOFU's splits, but eval=tofu is not selected; "
+                "add it (eval=[tofu,...]) or pass a JSON-lines file as attack.data"
+            )
         if self.data == "forget_sample":
             if not 0 < self.fraction < 1:
                 raise ConfigError(

@@ -109,6 +109,8 @@ class RephraseAttack(Attack):
         if unknown or not variants:
             raise ConfigError(f"attack.variants={variants}: use some of {', '.join(VARIANTS)}")
         self.variants = variants
+        if "tofu" not in ((cfg.get("eval") or {}).get("suites") or {}):
+            raise ConfigError("attack=rephrase rephrases TOFU's forget questions; select eval=tofu")
         rows = tofu.TofuSource.from_config(cfg).load(f"{cfg.forget_split}_perturbed")
         cap = cfg.eval.get("max_items")
         self.rows = rows[:cap] if cap else rows
