@@ -1,13 +1,23 @@
 """Write README.md here from the ATTACK_<name>.json files copied beside it by run_attacks.py
 (<model>.<attack>.json): one table per attack, before -> after and the recovered share.
 
-    python docs/results/2026-12-02_attacks/make_table.py
+forget_quality is computed here for every row from the per-item forget truth ratios
+(<model>.<attack>.truth_ratios.json) against the retain model's (retain_log.truth_ratios.json,
+from the demo's saves/demo/evals/retain/TOFU_EVAL.json), on the same items — the relearning
+sample removed from both; where a report has forget_quality itself, the two must agree.
+
+    PYTHONPATH=src python docs/results/2026-12-02_attacks/make_table.py
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+
+import numpy as np
+
+from obliviate.eval.metrics import forget_quality
 
 HERE = Path(__file__).resolve().parent
 MODELS = ("target", "retain", "SimNPO", "NPO", "GradDiff", "GradAscent")
@@ -37,6 +47,23 @@ def share(rep: dict, key: str) -> str:
     return "—" if v is None else f"{v:+.0%}"
 
 
+def add_forget_quality(model: str, attack: str, rep: dict) -> None:
+    """forget_quality before / after into ``rep["summary"]`` (checked against the report's)."""
+    path = HERE / f"{model}.{attack}.truth_ratios.json"
+    ref_path = HERE / "retain_log.truth_ratios.json"
+    if not (path.is_file() and ref_path.is_file()):
+        return
+    ratios, ref = json.loads(path.read_text()), np.array(json.loads(ref_path.read_text()))
+    ref = np.delete(ref, rep.get("forget_items_used") or [])
+    for when in ("before", "after"):
+        ours = np.array(ratios[when], dtype=float)
+        value = forget_quality(ours[~np.isnan(ours)], ref[~np.isnan(ref)])
+        key = f"forget_quality_{when}"
+        if rep["summary"].get(key) is not None:
+            assert math.isclose(rep["summary"][key], value, rel_tol=1e-9), (model, attack, key)
+        rep["summary"][key] = value
+
+
 def table(attack: str) -> list[str]:
     lines = [
         f"### {TITLES[attack]}",
@@ -51,6 +78,7 @@ def table(attack: str) -> list[str]:
             lines.append(f"| {model} | not run | | | | | | |")
             continue
         rep = json.loads(path.read_text())
+        add_forget_quality(model, attack, rep)
         s, rec = rep["summary"], rep.get("recovery") or {}
         target = " / ".join(
             fmt((rec.get(k) or {}).get("target"), k)

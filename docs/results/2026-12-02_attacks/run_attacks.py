@@ -5,8 +5,9 @@ Each run is ``obliviate eval`` with the demo's own evaluation overrides (same da
 answer length, batch sizes, retain log) plus ``attack=...``, run through ``run_eval`` under
 bfloat16 autocast exactly as the demo runs its evaluation stages. The target's unattacked
 evaluation (the "before" of its quantization run) is every other run's ``attack.target_eval``.
-A run whose ATTACK file exists is skipped; a model not yet trained is waited for (and the
-retain model's evaluation, except by the target's runs, which then have no forget_quality).
+A run whose ATTACK file exists is skipped; a model not yet trained is waited for. Runs that
+started before the retain model's log existed have no forget_quality in their report;
+make_table.py computes it from the report's per-item forget truth ratios.
 
     PYTHONPATH=src OMP_NUM_THREADS=1 nice python docs/results/2026-12-02_attacks/run_attacks.py
 """
@@ -20,8 +21,10 @@ from pathlib import Path
 
 import torch
 
+from obliviate.attacks.base import forget_truth_ratios
 from obliviate.demo.stages import compose
 from obliviate.eval.runner import run_eval
+from obliviate.utils.io import atomic_write_json
 
 HERE = Path(__file__).resolve().parent
 DEMO = Path("saves/demo")
@@ -56,7 +59,8 @@ def overrides(name: str, attack: str) -> list[str]:
     ov = [
         *DEMO_EVAL,
         f"model.model_args.pretrained_model_name_or_path={MODELS[name]}",
-        # the target's runs may start before the retain model exists (forget_quality null)
+        # a run may start before the retain model's log exists: forget_quality is then null
+        # in its report, and make_table.py computes it from the per-item truth ratios
         f"retain_logs_path={RETAIN_LOG if RETAIN_LOG.is_file() else 'null'}",
         f"task_name=attack_{name}_{attack}",
         f"paths.output_dir={out}",
@@ -80,14 +84,29 @@ def run_one(name: str, attack: str) -> None:
             run_eval(compose("eval", [*ov, "overwrite=true"]))
         print(f"== {name} / {attack} done in {time.perf_counter() - t0:.0f} s", flush=True)
     shutil.copy(report, HERE / f"{name}.{attack}.json")
+    # per-item forget truth ratios, unattacked and attacked: forget_quality for make_table.py
+    ratios = {
+        "before": forget_truth_ratios(out),
+        "after": forget_truth_ratios(out / f"attack_{attack}"),
+    }
+    atomic_write_json(HERE / f"{name}.{attack}.truth_ratios.json", ratios)
+
+
+def copy_retain_log() -> None:
+    """The retain model's per-item forget truth ratios (forget_quality's reference)."""
+    if RETAIN_LOG.is_file():
+        atomic_write_json(
+            HERE / "retain_log.truth_ratios.json", forget_truth_ratios(RETAIN_LOG.parent)
+        )
 
 
 def main(names: list[str]) -> None:
     for name in names:
-        while not (ready(MODELS[name]) and (name == "target" or RETAIN_LOG.is_file())):
+        while not ready(MODELS[name]):
             time.sleep(30)
         for attack in ("quantize", "relearn"):
             run_one(name, attack)
+            copy_retain_log()
 
 
 if __name__ == "__main__":

@@ -120,6 +120,10 @@ class ModelAttack(Attack):
         after = evaluate(attacked, after_dir)
         report = {**self.base_report(), "info": info, "after_folder": after_dir.name}
         report.update(compare(before, after, self.target(out)))
+        report["forget_truth_ratios"] = {  # forget_quality against any retain log, later
+            "before": forget_truth_ratios(out),
+            "after": forget_truth_ratios(after_dir),
+        }
         return report
 
 
@@ -163,6 +167,15 @@ def evaluated_forget_items(out: Path) -> int:
             "forget_Q_A_Prob and forget_Q_A_ROUGE"
         )
     return int(json.loads(path.read_text())["forget_Q_A_Prob"]["n"])
+
+
+def forget_truth_ratios(folder: Path) -> list[float | None] | None:
+    """The per-item forget truth ratios of the TOFU evaluation in ``folder`` (None without)."""
+    path = folder / "TOFU_EVAL.json"
+    if not path.is_file():
+        return None
+    by_index = json.loads(path.read_text())["forget_truth_ratio"]["value_by_index"]
+    return [by_index[str(i)]["score"] for i in range(len(by_index))]
 
 
 def write_report(out: Path, report: dict[str, Any], summary_files: list[Path]) -> Path:
