@@ -67,6 +67,8 @@ def test_relearn_reports_only_the_forget_items_it_did_not_train_on(model_dir, tm
     full, before = read(plain), read(out / "TOFU_EVAL.json")
     after = read(out / "attack_relearn" / "TOFU_EVAL.json")
     assert before["eval_info"]["excluded_forget_indices"] == used
+    assert rep["forget_truth_ratios"]["before"] == values(before, "forget_truth_ratio")
+    assert rep["forget_truth_ratios"]["after"] == values(after, "forget_truth_ratio")
     for key in PER_ITEM:  # item j of the attack's evaluation is forget item kept[j]
         assert before[key]["n"] == after[key]["n"] == len(kept)
         assert values(before, key) == pytest.approx([values(full, key)[i] for i in kept], rel=1e-5)

@@ -100,11 +100,13 @@ def copy_retain_log() -> None:
         )
 
 
-def main(names: list[str]) -> None:
-    for name in names:
+def main(items: list[str]) -> None:
+    """Each item is a model (both attacks) or model:attack."""
+    for item in items:
+        name, _, only = item.partition(":")
         while not ready(MODELS[name]):
             time.sleep(30)
-        for attack in ("quantize", "relearn"):
+        for attack in [only] if only else ["quantize", "relearn"]:
             run_one(name, attack)
             copy_retain_log()
 
