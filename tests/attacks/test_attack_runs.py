@@ -93,6 +93,7 @@ def test_relearn_reports_only_the_forget_items_it_did_not_train_on(model_dir, tm
     assert "m +relearn" in [label.get_text() for label in figure(table)[1]]
 
 
+@pytest.mark.slow  # the seeded sample and batches are checked in the default suite (test_relearn)
 def test_relearn_is_deterministic_with_the_seed_and_leaves_the_model_unchanged(model_dir):
     cfg = compose_config(
         ["experiment=eval/tofu/default", "model=tiny-bytes", "task_name=t", "tofu_data=builtin",
