@@ -100,7 +100,8 @@ def details(attack: str) -> list[str]:
             info = json.loads(path.read_text())["info"]
             if attack == "relearn":
                 losses = info["losses"]
-                text = f"loss {losses[0]:.3f} → {losses[-1]:.3f} over {len(losses)} steps"
+                first, last = np.mean(losses[:5]), np.mean(losses[-5:])
+                text = f"mean loss of steps 1-5 {first:.3f} → of the last 5 {last:.3f}"
             else:
                 text = (
                     f"{info['library']} {info['library_version']}, {info['quantized_modules']} "
