@@ -131,6 +131,14 @@ def main() -> None:
         "0.001 (nothing to recover). Written by `make_table.py` from the JSON files here. "
         "See [docs/attacks.md](../../attacks.md) for what the attacks do and what this shows.",
         "",
+        "Runs: on a 2-core CPU shared with five other jobs (1-minute load average 14-19), each "
+        "attack took 7-9 minutes of wall time (two evaluations plus the attack). The target and "
+        "the retain model come from `obliviate demo`; the SimNPO and GradDiff models from the "
+        'demo\'s own unlearning stages (`demo_stages(DemoOptions())["unlearn:<method>"]`, the '
+        "same configs and cache markers), run in a second process ahead of the demo. NPO and "
+        "GradAscent were not attacked before the deadline (`run_attacks.py NPO GradAscent` "
+        "adds them). forget_quality is shown where the retain model's log was available.",
+        "",
     ]
     if used is not None:
         lines += [f"Forget items trained on by the relearning attack (seed 0): {used}.", ""]
