@@ -131,8 +131,9 @@ def main() -> None:
         "0.001 (nothing to recover). Written by `make_table.py` from the JSON files here. "
         "See [docs/attacks.md](../../attacks.md) for what the attacks do and what this shows.",
         "",
-        "Runs: on a 2-core CPU shared with five other jobs (1-minute load average 14-19), each "
-        "attack took 7-9 minutes of wall time (two evaluations plus the attack). The target and "
+        "Runs: on a 2-core CPU heavily shared with other jobs, one attack run at a time per "
+        "process (two evaluations plus the attack; `attack_seconds` below is the attack alone). "
+        "The target and "
         "the retain model come from `obliviate demo`; the SimNPO and GradDiff models from the "
         'demo\'s own unlearning stages (`demo_stages(DemoOptions())["unlearn:<method>"]`, the '
         "same configs and cache markers), run in a second process ahead of the demo. NPO and "
