@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from obliviate.config import CONFIG_DIR
 from obliviate.errors import ConfigError
 
-GROUPS = ("model", "trainer", "experiment")
+GROUPS = ("model", "trainer", "experiment", "attack")
 
 
 def parse_argv(argv: list[str], default_config: str) -> tuple[str, list[str]]:

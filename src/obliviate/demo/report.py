@@ -74,6 +74,7 @@ def load_row(
     info = res.get("eval_info") or {}
     n_forget = (res.get("forget_truth_ratio") or {}).get("n")
     row = Row(name, kind, Path(eval_path).parent, values, n_forget, info.get("forget_split"))
+    row.values.update(attack_values(Path(eval_path).parent))
     if values["forget_quality"] is None and retain_log is not None:
         per_item = (res.get("forget_truth_ratio") or {}).get("value_by_index") or {}
         ours = np.array([per_item[str(i)]["score"] for i in range(len(per_item))], dtype=float)
@@ -89,6 +90,17 @@ def load_row(
     return row
 
 
+def attack_values(folder: Path) -> dict[str, Any]:
+    """``attack/<name>/<metric>`` from each ATTACK_<name>.json beside the evaluation (the
+    attacks of docs/attacks.md): extra columns of the table."""
+    out = {}
+    for path in sorted(folder.glob("ATTACK_*.json")):
+        report = json.loads(path.read_text())
+        for metric, value in (report.get("summary") or {}).items():
+            out[f"attack/{report.get('attack')}/{metric}"] = value
+    return out
+
+
 def build_report(rows: list[Row], meta: dict[str, Any]) -> dict[str, Any]:
     """The JSON form: metadata, the columns with their directions, the rows, and verdicts."""
     splits = {r.forget_split for r in rows if r.forget_split}
@@ -102,7 +114,11 @@ def build_report(rows: list[Row], meta: dict[str, Any]) -> dict[str, Any]:
         **meta,
         "forget_split": next(iter(splits), None),
         "n_forget": next(iter(sizes), None),
-        "columns": [{"metric": k, "direction": d, "meaning": m} for k, d, m in COLUMNS],
+        "columns": [{"metric": k, "direction": d, "meaning": m} for k, d, m in COLUMNS]
+        + [
+            {"metric": k, "direction": "", "meaning": "attack report (docs/attacks.md)"}
+            for k in dict.fromkeys(k for r in rows for k in r.values if k.startswith("attack/"))
+        ],
         "rows": [
             {
                 "name": r.name,
@@ -155,7 +171,7 @@ def verdicts(rows: list[Row], fq_factor: float = 10.0, mu_tolerance: float = 0.1
 def _fmt(v: float | None, key: str = "forget_quality") -> str:
     if v is None:
         return "—"
-    if key == "forget_quality":
+    if "forget_quality" in key:
         return f"{v:.3g}" if v >= 1e-2 or v == 0 else f"{v:.2e}"
     return f"{v:.3f}"
 
@@ -279,6 +295,7 @@ def figure(report: dict[str, Any]) -> tuple[Any, list[Any]] | None:
                 r["name"], (r["model_utility"], fq), textcoords="offset points", xytext=(6, 4)
             )
         )
+    labels += _attacked_points(ax, report["rows"])
     ax.set_yscale("log")
     ax.set_xlabel("model_utility (higher is better)")
     ax.set_ylabel("forget_quality, KS p-value (log; higher is better)")
@@ -289,6 +306,25 @@ def figure(report: dict[str, Any]) -> tuple[Any, list[Any]] | None:
     fig.tight_layout()
     separate_labels(fig, labels)
     return fig, labels
+
+
+def _attacked_points(ax: Any, rows: list[dict[str, Any]]) -> list[Any]:
+    """Each row's attacked model (ATTACK_<name>.json: forget_quality and model_utility after
+    the attack) as a hollow point labelled "<row> +<attack>"."""
+    labels = []
+    for r in rows:
+        names = dict.fromkeys(k.split("/")[1] for k in r if k.startswith("attack/"))
+        for a in names:
+            fq = r.get(f"attack/{a}/forget_quality_after")
+            mu = r.get(f"attack/{a}/model_utility_after")
+            if fq is None or mu is None:
+                continue
+            xy = (mu, max(fq, 1e-300))
+            ax.scatter(*xy, marker="o", facecolors="none", edgecolors="black", s=70, zorder=3)
+            labels.append(
+                ax.annotate(f"{r['name']} +{a}", xy, textcoords="offset points", xytext=(6, 4))
+            )
+    return labels
 
 
 def separate_labels(fig: Any, labels: list[Any], gap_points: float = 1.0) -> None:

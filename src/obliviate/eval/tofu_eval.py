@@ -88,6 +88,9 @@ class EvalSettings:
     batch_size: int = 32
     generation_batch_size: int | None = None  # None = batch_size
     retain_logs_path: str | None = None
+    #: forget items (indices after ``max_items``) left out of every forget-side metric: the
+    #: relearning attack's training sample (obliviate.attacks.relearn)
+    exclude_forget: tuple[int, ...] = ()
     progress: bool = True
     #: obliviate's conventions (metrics.md) or open-unlearning's, item for item
     protocol: Protocol = field(default_factory=Protocol)
@@ -192,6 +195,9 @@ def _capped_rows(
     if settings.utility_items:
         for key in UTILITY_DATA_KEYS:
             rows_by[key] = rows_by[key][: settings.utility_items]
+    if settings.exclude_forget:
+        drop = set(settings.exclude_forget)
+        rows_by["forget"] = [r for i, r in enumerate(rows_by["forget"]) if i not in drop]
     return rows_by
 
 
@@ -408,13 +414,15 @@ def _forget_quality_metric(
             settings.model_name, settings.retain_split
         )
         return metric(None, **info, note=note)
+    excluded = sorted(settings.exclude_forget)
     ref = RL.retain_truth_ratios(
         retain_log,
         settings.retain_logs_path or "?",
         settings.forget_split,
-        n_f,
+        n_f + len(excluded),
         settings.max_items,
     )
+    ref = np.delete(ref, excluded)  # the reference on the same items as ours
     ours = forget_tr[~np.isnan(forget_tr)]
     value = M.forget_quality(ours, ref[~np.isnan(ref)])
     return metric(value, **info, n_retain=int((~np.isnan(ref)).sum()))
@@ -458,6 +466,12 @@ def _eval_info(
         "system_prompt": encoder.fmt.system_prompt,
         "date_string": encoder.fmt.date_string,
         "notes": settings.notes,
+        # per-item forget entries are then numbered 0.. over the items kept
+        **(
+            {"excluded_forget_indices": sorted(settings.exclude_forget)}
+            if settings.exclude_forget
+            else {}
+        ),
     }
 
 

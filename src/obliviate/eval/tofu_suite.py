@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from obliviate.data import tofu
 from obliviate.data.formatting import ChatFormat, QAEncoder, loaded_pad_id, prepare_tokenizer
+from obliviate.errors import ConfigError
 from obliviate.eval import retain_log as RL
 from obliviate.eval.data import load_eval_data
 from obliviate.eval.suite import SuiteResult
@@ -31,6 +32,7 @@ def settings_from_cfg(cfg: DictConfig) -> EvalSettings:
         generation_batch_size=int(
             cfg.eval.get("generation_batch_size") or (512 if torch.cuda.is_available() else 64)
         ),
+        exclude_forget=tuple(int(i) for i in cfg.eval.get("exclude_forget_indices") or ()),
     )
 
 
@@ -61,9 +63,10 @@ class TofuSuite:
         self.data, files = load_eval_data(
             source, self.settings.forget_split, cfg.get("holdout_split"), self.settings.notes
         )
+        cap = self.settings.max_items
+        n_f = len(self.data["forget"][:cap] if cap else self.data["forget"])
+        check_excluded(self.settings.exclude_forget, n_f)
         if self.retain_log is not None:  # a log that does not fit fails before the model loads
-            cap = self.settings.max_items
-            n_f = len(self.data["forget"][:cap] if cap else self.data["forget"])
             RL.retain_truth_ratios(self.retain_log, path, self.settings.forget_split, n_f, cap)
         self.checksums = {k: rows_sha256(v) for k, v in self.data.items()}
         self.receipt: dict[str, Any] = {
@@ -90,4 +93,18 @@ class TofuSuite:
             summary=summary(res),
             report=format_table(res),
             notes=notes,
+        )
+
+
+def check_excluded(excluded: tuple[int, ...], n_forget: int) -> None:
+    """eval.exclude_forget_indices: valid forget item indices that leave some to evaluate."""
+    bad = [i for i in excluded if not 0 <= i < n_forget]
+    if bad:
+        raise ConfigError(
+            f"eval.exclude_forget_indices has {bad[:5]}, outside the {n_forget} evaluated forget "
+            f"items (0..{n_forget - 1})"
+        )
+    if len(set(excluded)) >= n_forget:
+        raise ConfigError(
+            f"eval.exclude_forget_indices excludes all {n_forget} forget items; leave some to evaluate"
         )

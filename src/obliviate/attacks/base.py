@@ -1,0 +1,191 @@
+"""What every attack shares: building one from the config, the before/after run, the report.
+
+An attack is a class named by ``attack._target_`` (configs/attack/<name>.yaml), built from the
+whole config: its ``__init__`` does every check and loads its data, before any model is loaded.
+``run(model, tokenizer, evaluate, out)`` gets the loaded model and a callback that runs the
+selected benchmark suites on a model into a folder; it never writes into the model's folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from obliviate.attacks.recovery import RECOVERY_METRICS, recovered_share, target_levels
+from obliviate.errors import ConfigError
+from obliviate.utils.io import atomic_write_json
+
+#: (model, output folder) -> {suite name: its summary dict}
+Evaluate = Callable[[torch.nn.Module, Path], dict[str, dict[str, Any]]]
+
+#: the TOFU numbers an attack's flat summary carries (before / after each); other suites' summary
+#: keys all go in, prefixed with the suite's name
+TOFU_SUMMARY_KEYS = (
+    "forget_quality",
+    "model_utility",
+    "forget_truth_ratio",
+    "forget_Q_A_Prob",
+    "forget_Q_A_ROUGE",
+)
+
+
+def report_file(name: str) -> str:
+    return f"ATTACK_{name}.json"
+
+
+def build_attack(cfg: DictConfig) -> Attack | None:
+    """The attack ``cfg.attack`` names (None without one); its checks run here."""
+    section = cfg.get("attack")
+    if not section:
+        return None
+    target = section.get("_target_")
+    if not target:
+        raise ConfigError("attack has no _target_; pick one with attack=relearn|quantize|rephrase")
+    from hydra.utils import get_class
+
+    try:
+        cls = get_class(str(target))
+    except Exception as e:
+        raise ConfigError(f"attack._target_={target!r} cannot be imported ({e})") from e
+    return cls(cfg)
+
+
+class Attack:
+    """One attack; subclasses set ``name`` and implement ``run``."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+        self.seed = int(cfg.attack.get("seed") if cfg.attack.get("seed") is not None else cfg.seed)
+        self.target_eval = cfg.attack.get("target_eval")
+        if self.target_eval and not Path(str(self.target_eval)).is_file():
+            raise ConfigError(
+                f"attack.target_eval={self.target_eval!r} does not exist; pass the target model's "
+                "TOFU_EVAL.json (or null)"
+            )
+
+    def excluded_forget_indices(self) -> list[int]:
+        """Forget items the attack uses itself, so no reported metric may count them."""
+        return []
+
+    def settings(self) -> dict[str, Any]:
+        raw = OmegaConf.to_container(self.cfg.attack, resolve=True)
+        return {k: v for k, v in raw.items() if k != "_target_"}  # type: ignore[union-attr]
+
+    def run(
+        self, model: torch.nn.Module, tokenizer: Any, evaluate: Evaluate, out: Path
+    ) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def base_report(self) -> dict[str, Any]:
+        return {
+            "attack": self.name,
+            "settings": self.settings(),
+            "seed": self.seed,
+            "forget_items_used": self.excluded_forget_indices(),
+        }
+
+    def target(self, out: Path) -> dict[str, float]:
+        """The target's levels on the evaluated forget items (empty without attack.target_eval)."""
+        if not self.target_eval:
+            return {}
+        n = evaluated_forget_items(out) + len(self.excluded_forget_indices())
+        return target_levels(str(self.target_eval), n, self.excluded_forget_indices())[0]
+
+
+class ModelAttack(Attack):
+    """An attack that changes (a copy of) the weights: evaluate the model as it is, attack a
+    copy, evaluate the copy into ``<out>/attack_<name>``, compare."""
+
+    def apply(self, model: torch.nn.Module, tokenizer: Any) -> tuple[torch.nn.Module, dict]:
+        """The attacked copy of ``model`` and what the attack did (``model`` is unchanged)."""
+        raise NotImplementedError
+
+    def run(
+        self, model: torch.nn.Module, tokenizer: Any, evaluate: Evaluate, out: Path
+    ) -> dict[str, Any]:
+        before = evaluate(model, out)
+        t0 = time.perf_counter()
+        attacked, info = self.apply(copy.deepcopy(model), tokenizer)
+        info["attack_seconds"] = round(time.perf_counter() - t0, 2)
+        after_dir = out / f"attack_{self.name}"
+        after = evaluate(attacked, after_dir)
+        report = {**self.base_report(), "info": info, "after_folder": after_dir.name}
+        report.update(compare(before, after, self.target(out)))
+        report["forget_truth_ratios"] = {  # forget_quality against any retain log, later
+            "before": forget_truth_ratios(out),
+            "after": forget_truth_ratios(after_dir),
+        }
+        return report
+
+
+def compare(
+    before: dict[str, dict[str, Any]],
+    after: dict[str, dict[str, Any]],
+    target: dict[str, float],
+) -> dict[str, Any]:
+    """before, after, the recovery of the forget-side metrics and the flat summary."""
+    recovery = {}
+    tofu_b, tofu_a = before.get("tofu") or {}, after.get("tofu") or {}
+    for metric in RECOVERY_METRICS:
+        if metric in tofu_b:
+            b, a, t = tofu_b[metric], tofu_a.get(metric), target.get(metric)
+            recovery[metric] = {
+                "before": b,
+                "after": a,
+                "target": t,
+                "recovered_share": recovered_share(b, a, t),
+            }
+    summary: dict[str, Any] = {}
+    for suite, values in before.items():
+        keys = TOFU_SUMMARY_KEYS if suite == "tofu" else tuple(values)
+        prefix = "" if suite == "tofu" else f"{suite}/"
+        for key in keys:
+            if key in values:
+                summary[f"{prefix}{key}_before"] = values[key]
+                summary[f"{prefix}{key}_after"] = (after.get(suite) or {}).get(key)
+    for metric, r in recovery.items():
+        if r["recovered_share"] is not None:
+            summary[f"{metric}_recovered"] = r["recovered_share"]
+    return {"before": before, "after": after, "recovery": recovery, "summary": summary}
+
+
+def evaluated_forget_items(out: Path) -> int:
+    """How many forget items the TOFU evaluation in ``out`` scored."""
+    path = out / "TOFU_EVAL.json"
+    if not path.is_file():
+        raise ConfigError(
+            "attack.target_eval needs the TOFU suite (eval=tofu): recovery is measured on its "
+            "forget_Q_A_Prob and forget_Q_A_ROUGE"
+        )
+    return int(json.loads(path.read_text())["forget_Q_A_Prob"]["n"])
+
+
+def forget_truth_ratios(folder: Path) -> list[float | None] | None:
+    """The per-item forget truth ratios of the TOFU evaluation in ``folder`` (None without)."""
+    path = folder / "TOFU_EVAL.json"
+    if not path.is_file():
+        return None
+    by_index = json.loads(path.read_text())["forget_truth_ratio"]["value_by_index"]
+    return [by_index[str(i)]["score"] for i in range(len(by_index))]
+
+
+def write_report(out: Path, report: dict[str, Any], summary_files: list[Path]) -> Path:
+    """``ATTACK_<name>.json`` in ``out``, and the flat summary as one ``attack/<name>`` entry in
+    each benchmark summary file (e.g. TOFU_SUMMARY.json)."""
+    path = out / report_file(report["attack"])
+    atomic_write_json(path, report)
+    for summary_path in summary_files:
+        if summary_path.is_file():
+            data = json.loads(summary_path.read_text())
+            data[f"attack/{report['attack']}"] = report["summary"]
+            atomic_write_json(summary_path, data)
+    return path
