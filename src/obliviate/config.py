@@ -46,10 +46,16 @@ def method_class(cfg: DictConfig) -> type:
         raise ConfigError(
             "trainer has no _target_; pick one with trainer=SimNPO|NPO|GradDiff|GradAscent|finetune"
         )
+    return target_class("trainer._target_", target)
+
+
+def target_class(key: str, target: Any) -> type:
+    """The class a ``_target_`` names (methods, training sources, evaluation suites, attacks);
+    one ``ConfigError`` line naming ``key`` when it cannot be imported."""
     try:
-        return get_class(target)
-    except Exception as e:
-        raise ConfigError(f"trainer._target_={target!r} cannot be imported ({e})") from e
+        return get_class(str(target))
+    except Exception as e:  # ImportError, AttributeError, or not a class
+        raise ConfigError(f"{key}={target!r} cannot be imported ({e})") from None
 
 
 def method_args(cfg: DictConfig, cls: type) -> Any:
@@ -88,7 +94,12 @@ def check_trainer_args(cfg: DictConfig) -> None:
         if key in STEP_INTERVALS and isinstance(value, float) and 0 < value < 1:
             continue  # transformers' ratio form: a fraction of the total training steps
         if value is not None or key in TRAINER_COUNTS_REQUIRED:
-            _whole(f"trainer.args.{key}", raw.get(key, 1), 1, _INTERVAL_HINT if key in STEP_INTERVALS else "")
+            _whole(
+                f"trainer.args.{key}",
+                raw.get(key, 1),
+                1,
+                _INTERVAL_HINT if key in STEP_INTERVALS else "",
+            )
     for key, (low, strict) in TRAINER_REALS.items():
         if raw.get(key) is not None:
             _real(f"trainer.args.{key}", raw[key], low, strict)
@@ -139,7 +150,8 @@ def check_numeric_settings(cfg: DictConfig) -> None:
 def _whole(key: str, value: Any, low: int, alternative: str = "") -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ConfigError(
-            f"{key}={value} must be a whole number >= {low}" + (f" {alternative}" if alternative else "")
+            f"{key}={value} must be a whole number >= {low}"
+            + (f" {alternative}" if alternative else "")
         )
 
 

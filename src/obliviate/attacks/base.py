@@ -48,13 +48,9 @@ def build_attack(cfg: DictConfig) -> Attack | None:
     target = section.get("_target_")
     if not target:
         raise ConfigError("attack has no _target_; pick one with attack=relearn|quantize|rephrase")
-    from hydra.utils import get_class
+    from obliviate.config import target_class
 
-    try:
-        cls = get_class(str(target))
-    except Exception as e:
-        raise ConfigError(f"attack._target_={target!r} cannot be imported ({e})") from e
-    return cls(cfg)
+    return target_class("attack._target_", target)(cfg)
 
 
 class Attack:

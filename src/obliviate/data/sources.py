@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from hydra.utils import get_class
 from omegaconf import DictConfig
 
+from obliviate.config import target_class
 from obliviate.data import tofu
 from obliviate.data.datasets import encode_rows
 from obliviate.data.formatting import ChatFormat, QAEncoder, prepare_tokenizer
-from obliviate.errors import ConfigError
 
 DEFAULT_SOURCE = "obliviate.data.sources.TofuTrainingSource"
 
@@ -27,11 +26,7 @@ def training_source(cfg: DictConfig) -> Any:
     """The source a config names (``train_source._target_``), TOFU when none is named."""
     section = cfg.get("train_source") or {}
     target = section.get("_target_") or DEFAULT_SOURCE
-    try:
-        cls = get_class(str(target))
-    except Exception as e:
-        raise ConfigError(f"train_source._target_={target!r} cannot be imported ({e})") from e
-    return cls(cfg)
+    return target_class("train_source._target_", target)(cfg)
 
 
 class TofuTrainingSource:

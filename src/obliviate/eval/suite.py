@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hydra.utils import get_class
 from omegaconf import DictConfig
 
+from obliviate.config import target_class
 from obliviate.errors import ConfigError
 
 
@@ -55,12 +55,7 @@ def suite_classes(cfg: DictConfig) -> list[type]:
     classes = []
     for name, spec in suites.items():
         target = (spec or {}).get("_target_")
-        try:
-            classes.append(get_class(str(target)))
-        except Exception as e:  # ImportError, AttributeError, or not a class
-            raise ConfigError(
-                f"eval.suites.{name}._target_={target!r} is not an importable suite class ({e})"
-            ) from None
+        classes.append(target_class(f"eval.suites.{name}._target_", target))
     return classes
 
 
