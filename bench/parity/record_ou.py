@@ -7,7 +7,7 @@ tests/parity/ou_tofu_tiny.json (the test's reference; the test never runs open-u
 
 OU_DIR is a scratch checkout of locuslab/open-unlearning (e.g. `git archive` of its main branch;
 its commit is read from OU_DIR/.commit if present), OU_PYTHON a python with its pinned
-requirements (transformers 4.45; /work/shared/parity/setup.sh builds both, with a deepspeed stub
+requirements (transformers 4.45; ../shared/parity/setup.sh builds both, with a deepspeed stub
 on PYTHONPATH: pass it in the environment). This script adds to OU_DIR, without changing any of
 open-unlearning's code: TOFU dataset configs reading $WORK/tofu_case/<name>.json (`path: json`),
 a model config for the tiny model (its own chat template, the fixed date and system prompt
