@@ -53,7 +53,7 @@ class MuseDemoOptions:
     lr: float = 4e-4
     batch_size: int = 4
     max_length: int = 256  # tokens per training chunk
-    unlearn_epochs: float = 2.0  # one step per epoch at the default sizes
+    unlearn_epochs: float = 8.0  # one step per epoch at the default sizes; 2 barely moved verbmem
     unlearn_batch_size: int = 4
     method_lr: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_METHOD_LR))
     max_steps: int = -1
