@@ -136,9 +136,10 @@ def main() -> None:
         "The target and "
         "the retain model come from `obliviate demo`; the SimNPO and GradDiff models from the "
         'demo\'s own unlearning stages (`demo_stages(DemoOptions())["unlearn:<method>"]`, the '
-        "same configs and cache markers), run in a second process ahead of the demo. NPO's "
-        "relearning and GradAscent were not run before the deadline (`run_attacks.py NPO "
-        "GradAscent` adds them). forget_quality is shown where the retain model's log was available.",
+        "same configs and cache markers), run in a second process ahead of the demo; NPO's relearning, "
+        "GradAscent's two runs and the retain model's evaluation (forget_quality's reference) "
+        "came after the demo's other stages, on a less loaded machine. forget_quality is "
+        "computed against that evaluation.",
         "",
     ]
     if used is not None:
