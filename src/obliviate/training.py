@@ -100,13 +100,7 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
 
     # 3. Model and tokenizer.
     set_seed(int(cfg.seed))
-    tokenizer = load_tokenizer(cfg.model)
-    # open-unlearning's pad (masked under trainer.protocol=open-unlearning), before ours is set
-    mask_id = trainer_protocol(cfg).mask_id(loaded_pad_id(tokenizer))
-    tokenizer = plan.source.prepare_tokenizer(tokenizer)
-    model = load_model(cfg.model)
-    if plan.lora is not None:
-        model = apply_lora(model, plan.lora)
+    model, tokenizer, mask_id = load_model_and_tokenizer(cfg, plan)
     meter = EfficiencyMeter().attach(model)  # before the reference pass, so it is counted
 
     # 4. The method builds its training set (e.g. reference log-probs, refusal answers).
@@ -170,6 +164,19 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
     if trainer.is_world_process_zero():
         save_run_files(cfg, plan, trainer, tokenizer, rows, meter.summary())
     return out
+
+
+def load_model_and_tokenizer(cfg: DictConfig, plan: RunPlan) -> tuple[Any, Any, int | None]:
+    """The model (with its LoRA adapter, if asked), the tokenizer as the training source
+    prepares it, and the id open-unlearning's collator masks (None unless
+    ``trainer.protocol=open-unlearning``): its pad as the tokenizer came, before ours is set."""
+    tokenizer = load_tokenizer(cfg.model)
+    mask_id = trainer_protocol(cfg).mask_id(loaded_pad_id(tokenizer))
+    tokenizer = plan.source.prepare_tokenizer(tokenizer)
+    model = load_model(cfg.model)
+    if plan.lora is not None:
+        model = apply_lora(model, plan.lora)
+    return model, tokenizer, mask_id
 
 
 def check_mode(method_cls: type, mode: str) -> type:
