@@ -13,7 +13,6 @@ says where its texts come from (:meth:`TextCorpusSource.load_texts`).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from omegaconf import DictConfig
 
 from obliviate.data.formatting import IGNORE_INDEX
 from obliviate.errors import ConfigError
+from obliviate.utils.io import read_json_lines
 
 #: between two documents of a split (open-unlearning's MUSE pretraining data joins them so too)
 SEPARATOR = "\n\n"
@@ -76,22 +76,6 @@ def validate_texts(rows: list[dict[str, Any]], split: str, key: str = "text") ->
                 f"text split {split!r} row {i} has no non-empty {key!r} field "
                 f"(fields: {sorted(row) if isinstance(row, dict) else type(row).__name__})"
             )
-
-
-def read_json_lines(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSON-lines file (blank lines skipped); a bad line is a ConfigError naming it."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ConfigError(
-                    f"{path}:{n} is not valid JSON ({e.msg}); expected JSON lines"
-                ) from e
-    return rows
 
 
 class TextCorpusSource:

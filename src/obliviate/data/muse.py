@@ -20,8 +20,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from obliviate.data.corpus import TextCorpusSource, check_text_method, read_json_lines
+from obliviate.data.corpus import TextCorpusSource, check_text_method
 from obliviate.errors import ConfigError
+from obliviate.utils.io import read_json_lines
 
 DATA_SPLITS = ("News", "Books")
 HUB_PREFIX = "muse-bench/MUSE-"

@@ -7,13 +7,13 @@ so a forget/retain pair must be author-disjoint and together make up ``full``.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from obliviate.errors import ConfigError
+from obliviate.utils.io import read_json_lines
 
 HUB_DATASET = "locuslab/TOFU"
 BUILTIN = "builtin"  # tofu_data=builtin: obliviate's own generated fictitious authors
@@ -120,7 +120,7 @@ class TofuSource:
             path = self.path_of(split)
             if path is None:
                 self.check_folder([split])
-            return _read_json_lines(path)
+            return read_json_lines(path, "TOFU files are JSON lines")
         return _load_from_hub(self.location, split)
 
 
@@ -158,22 +158,6 @@ def nominal_rows(split: str, n_full: int) -> int | None:
         return n_full
     m = _FORGET.match(split) or _RETAIN.match(split)
     return n_full * int(m.group(1)) // 100 if m else None
-
-
-def _read_json_lines(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ConfigError(
-                    f"{path}:{n} is not valid JSON ({e.msg}); TOFU files are JSON lines"
-                ) from e
-    return rows
 
 
 def _load_from_hub(dataset_id: str, split: str) -> list[dict[str, Any]]:

@@ -85,3 +85,18 @@ def check_writable(path: str | os.PathLike) -> None:
         raise ConfigError(
             f"output directory '{path}' is not writable ({e.strerror}); choose another paths.output_dir"
         ) from e
+
+
+def read_json_lines(path: Path, hint: str = "expected JSON lines") -> list[dict[str, Any]]:
+    """Rows of a JSON-lines file (blank lines skipped); a bad line is a ConfigError naming the
+    file and line, followed by ``hint`` (what the file should be)."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{path}:{n} is not valid JSON ({e.msg}); {hint}") from e
+    return rows
