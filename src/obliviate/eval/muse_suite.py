@@ -13,7 +13,7 @@ from obliviate.errors import ConfigError
 from obliviate.eval import retain_log as RL
 from obliviate.eval.muse_eval import MuseSettings, evaluate_muse, format_table, summary
 from obliviate.eval.muse_metrics import PROTOCOLS
-from obliviate.eval.suite import SuiteResult
+from obliviate.eval.suite import SuiteResult, metrics_result
 from obliviate.utils.receipt import rows_sha256
 
 #: evaluation data key -> (MUSE config, split)
@@ -86,14 +86,8 @@ class MuseSuite:
         if tokenizer.pad_token is None:  # batching needs one; masks track padding anyway
             tokenizer.pad_token = tokenizer.eos_token
         res = evaluate_muse(model, tokenizer, self.data, self.settings, self.auc_retain)
-        notes = list(self.settings.notes)
-        if res["privleak"]["agg_value"] is None:
-            notes.append(res["privleak"]["note"])
-        return SuiteResult(
-            files={"MUSE_EVAL.json": res, "MUSE_SUMMARY.json": summary(res)},
-            summary=summary(res),
-            report=format_table(res),
-            notes=notes,
+        return metrics_result(
+            "MUSE", res, summary(res), format_table(res), self.settings.notes, "privleak"
         )
 
 

@@ -44,6 +44,28 @@ class EvalSuite(Protocol):
     def run(self, model: Any, tokenizer: Any) -> SuiteResult: ...
 
 
+def metrics_result(
+    prefix: str,
+    res: dict[str, Any],
+    summary: dict[str, Any],
+    report: str,
+    notes: list[str],
+    needs_log: str,
+) -> SuiteResult:
+    """``<prefix>_EVAL.json`` (every metric, per item) and ``<prefix>_SUMMARY.json``; when the
+    metric ``needs_log`` (computed against a retain model's log) has no value, its note, which
+    says how to make the log, joins the settings' notes."""
+    notes = list(notes)
+    if res[needs_log]["agg_value"] is None:
+        notes.append(res[needs_log]["note"])
+    return SuiteResult(
+        files={f"{prefix}_EVAL.json": res, f"{prefix}_SUMMARY.json": summary},
+        summary=summary,
+        report=report,
+        notes=notes,
+    )
+
+
 def suite_classes(cfg: DictConfig) -> list[type]:
     """The suite classes ``cfg.eval.suites`` names, in config order; at least one."""
     suites = (cfg.get("eval") or {}).get("suites") or {}

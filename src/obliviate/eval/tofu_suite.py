@@ -12,7 +12,7 @@ from obliviate.data.formatting import ChatFormat, QAEncoder, loaded_pad_id, prep
 from obliviate.errors import ConfigError
 from obliviate.eval import retain_log as RL
 from obliviate.eval.data import load_eval_data
-from obliviate.eval.suite import SuiteResult
+from obliviate.eval.suite import SuiteResult, metrics_result
 from obliviate.eval.tofu_eval import EvalSettings, evaluate_model, format_table, summary
 from obliviate.protocol import protocol_from
 from obliviate.utils.receipt import rows_sha256
@@ -85,14 +85,8 @@ class TofuSuite:
         max_length = self.max_length if self.settings.protocol.truncates else None
         encoder = QAEncoder(tokenizer, fmt, max_length, mask_id)
         res = evaluate_model(model, encoder, self.data, self.settings, self.retain_log)
-        notes = list(self.settings.notes)
-        if res["forget_quality"]["agg_value"] is None:
-            notes.append(res["forget_quality"]["note"])
-        return SuiteResult(
-            files={"TOFU_EVAL.json": res, "TOFU_SUMMARY.json": summary(res)},
-            summary=summary(res),
-            report=format_table(res),
-            notes=notes,
+        return metrics_result(
+            "TOFU", res, summary(res), format_table(res), self.settings.notes, "forget_quality"
         )
 
 
