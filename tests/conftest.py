@@ -218,6 +218,23 @@ def compose() -> Callable[..., DictConfig]:
     return compose_config
 
 
+def tiny_eval_config(output_dir: Path, *extra: str) -> DictConfig:
+    """eval.yaml on the built-in tiny-bytes model and 2 built-in authors (forget50, no holdout),
+    2-token answers, into ``output_dir``; ``extra`` adds the test's own settings."""
+    base = [
+        "experiment=eval/tofu/default",
+        "model=tiny-bytes",
+        "task_name=t",
+        "tofu_data=builtin",
+        "builtin_data.authors=2",
+        "forget_split=forget50",
+        "holdout_split=null",
+        "eval.max_new_tokens=2",
+        f"paths.output_dir={output_dir}",
+    ]
+    return compose_config([*base, *extra], "eval.yaml")
+
+
 # ---- the guide's command line, as a subprocess ------------------------------------------------
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from conftest import compose_config
+from conftest import tiny_eval_config
 from obliviate.errors import ConfigError
 from obliviate.eval.runner import run_eval
 from obliviate.eval.suite import SuiteResult
@@ -39,23 +39,7 @@ class MeanLogitSuite:
 
 
 def eval_cfg(tmp_path, *extra: str):
-    return compose_config(
-        [
-            "experiment=eval/tofu/default",
-            "model=tiny-bytes",
-            "task_name=t",
-            "tofu_data=builtin",
-            "builtin_data.authors=2",
-            "forget_split=forget50",
-            "holdout_split=null",
-            "eval.max_items=2",
-            "eval.utility_items=1",
-            "eval.max_new_tokens=2",
-            f"paths.output_dir={tmp_path / 'eval'}",
-            *extra,
-        ],
-        "eval.yaml",
-    )
+    return tiny_eval_config(tmp_path / "eval", "eval.max_items=2", "eval.utility_items=1", *extra)
 
 
 def test_two_suites_run_on_one_model_and_share_one_receipt(tmp_path, monkeypatch):

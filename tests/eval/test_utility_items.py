@@ -5,28 +5,14 @@ from __future__ import annotations
 
 import json
 
-from conftest import compose_config
+from conftest import tiny_eval_config
 from obliviate.eval.runner import run_eval
 
 
 def test_utility_cap_leaves_the_forget_items_alone(tmp_path, monkeypatch):
     monkeypatch.setenv("OBLIVIATE_CACHE", str(tmp_path / "cache"))
-    cfg = compose_config(
-        [
-            "experiment=eval/tofu/default",
-            "model=tiny-bytes",
-            "task_name=t",
-            "tofu_data=builtin",
-            "builtin_data.authors=2",
-            "forget_split=forget50",
-            "holdout_split=null",
-            "eval.max_items=5",
-            "eval.utility_items=2",
-            "eval.max_new_tokens=2",
-            "eval.batch_size=8",
-            f"paths.output_dir={tmp_path / 'eval'}",
-        ],
-        "eval.yaml",
+    cfg = tiny_eval_config(
+        tmp_path / "eval", "eval.max_items=5", "eval.utility_items=2", "eval.batch_size=8"
     )
     run_eval(cfg)
     res = json.loads((tmp_path / "eval" / "TOFU_EVAL.json").read_text())

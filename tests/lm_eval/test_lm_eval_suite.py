@@ -11,7 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import compose_config
+from conftest import tiny_eval_config
 from obliviate.data.builtin_wmdp import task_items
 from obliviate.data.formatting import IGNORE_INDEX, ChatFormat, prepare_tokenizer
 from obliviate.errors import ConfigError
@@ -126,24 +126,13 @@ def test_tofu_and_lm_eval_in_one_command(tmp_path):
     """eval=[tofu,lm_eval] through run_eval: both suites' files, one receipt; the built-in
     task is registered locally (lm-eval's own task index is not needed)."""
     out = run_eval(
-        compose_config(
-            [
-                "experiment=eval/tofu/default",
-                "eval=[tofu,lm_eval]",
-                "model=tiny-bytes",
-                "task_name=t",
-                "tofu_data=builtin",
-                "builtin_data.authors=2",
-                "forget_split=forget50",
-                "holdout_split=null",
-                "eval.max_items=2",
-                "eval.utility_items=1",
-                "eval.max_new_tokens=2",
-                "eval.lm_eval.tasks=[builtin_hazard,builtin_retain_cloze]",
-                "eval.lm_eval.limit=4",
-                f"paths.output_dir={tmp_path / 'eval'}",
-            ],
-            "eval.yaml",
+        tiny_eval_config(
+            tmp_path / "eval",
+            "eval=[tofu,lm_eval]",
+            "eval.max_items=2",
+            "eval.utility_items=1",
+            "eval.lm_eval.tasks=[builtin_hazard,builtin_retain_cloze]",
+            "eval.lm_eval.limit=4",
         )
     )
     summary = json.loads((out / "LMEval_SUMMARY.json").read_text())
