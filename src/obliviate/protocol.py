@@ -37,6 +37,10 @@ class Protocol:
     truncates: bool = True
     #: extraction strength 1/N (not 0) when even the last answer token is mispredicted
     es_no_match_is_1_over_n: bool = False
+    #: training: ``warmup_epochs`` -> floor(epochs x rows / rows per optimizer step) warm-up
+    #: steps (open-unlearning's trainer/__init__.py) instead of the epochs' optimizer steps, which
+    #: count a last, partial step (40 rows at 6 per step: 6 instead of 7)
+    warmup_floor: bool = False
     #: added to the denominators of the truth ratio, its closer-to-1 aggregate and the
     #: normalised probability (0 = the exact formulas)
     epsilon: float = 0.0
@@ -59,6 +63,7 @@ NAMED = {
         decoded_texts=True,
         es_no_match_is_1_over_n=True,
         epsilon=1e-10,
+        warmup_floor=True,
     ),
 }
 

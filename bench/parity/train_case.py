@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""The training side of the parity case: the same tiny model finetuned and unlearned by
+open-unlearning (OU) and by obliviate, step for step.
+
+  PYTHONPATH=src python bench/parity/train_case.py case WORK          # data, OU model copy, runs
+  (cd $OU_DIR && PYTHONPATH=src:$STUBS $OU_PY $REPO/bench/parity/record_ou_train.py WORK/case.json WORK KIND)
+  PYTHONPATH=src python bench/parity/train_case.py ob WORK KIND PROTOCOL   # -> WORK/ob_KIND_PROTOCOL.json
+  PYTHONPATH=src python bench/parity/train_case.py compare WORK/ou_KIND.json WORK/ob_KIND_PROTOCOL.json
+  PYTHONPATH=src python bench/parity/train_case.py pack WORK           # -> tests/parity/ou_train_tiny.json
+
+Model: tests/parity/tiny_model (the evaluation case's 2-layer byte-level Llama). Data: obliviate's
+built-in fictitious authors (2 authors, seed 0) written as TOFU JSON files, so OU reads exactly
+the rows obliviate trains on. Every run is float32 on the CPU, no in-training evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL_DIR = REPO / "tests/parity/tiny_model"
+PACKED = REPO / "tests/parity/ou_train_tiny.json"
+SPLITS = ("full", "forget50", "retain50")
+#: settings both frameworks get; sizes chosen so that 40 / (3 x 2) is not whole (warm-up rounding)
+RUNS = {
+    "finetune": dict(
+        method="finetune", split="full", lr=1e-3, batch=3, accumulation=2, epochs=2,
+        warmup_epochs=1.0, weight_decay=0.01,
+    ),
+    "simnpo": dict(
+        method="SimNPO", split="forget50", lr=1e-3, batch=2, accumulation=2, epochs=2,
+        warmup_epochs=1.0, weight_decay=0.01,
+    ),
+    "graddiff": dict(
+        method="GradDiff", split="forget50", lr=1e-3, batch=2, accumulation=2, epochs=2,
+        warmup_epochs=1.0, weight_decay=0.01,
+    ),
+}
+OPTIM = "adamw_torch"  # OU's default paged_adamw_32bit needs bitsandbytes and a GPU
+SEED = 0
+
+
+def ou_overrides(run: dict, model_dir: Path, configs: Path) -> list[str]:
+    """OU's src/train.py command line for ``run`` (hydra overrides)."""
+    common = [
+        f"hydra.searchpath=[file://{configs}]",
+        "model=tiny-bytes-parity",
+        f"model.model_args.pretrained_model_name_or_path={model_dir}",
+        f"model.tokenizer_args.pretrained_model_name_or_path={model_dir}",
+        f"trainer.args.learning_rate={run['lr']}",
+        f"trainer.args.per_device_train_batch_size={run['batch']}",
+        f"trainer.args.gradient_accumulation_steps={run['accumulation']}",
+        f"trainer.args.num_train_epochs={run['epochs']}",
+        f"trainer.args.warmup_epochs={run['warmup_epochs']}",
+        f"trainer.args.weight_decay={run['weight_decay']}",
+        f"trainer.args.optim={OPTIM}",
+        f"trainer.args.seed={SEED}",
+        "trainer.args.bf16=false",
+        "trainer.args.bf16_full_eval=false",
+        "trainer.args.report_to=none",
+        "trainer.args.do_eval=false",
+        "trainer.args.eval_on_start=false",
+        "trainer.args.eval_strategy=no",
+        "trainer.args.logging_steps=1",
+        "task_name=parity_train",
+    ]
+    if run["method"] == "finetune":
+        return ["--config-name=train.yaml", "experiment=finetune/tofu/default", *common,
+                f"data.train.TOFU_QA_full.args.hf_args.name={run['split']}"]
+    return ["--config-name=unlearn.yaml", "experiment=unlearn/tofu/default",
+            f"trainer={run['method']}", "forget_split=forget50", "retain_split=retain50",
+            "holdout_split=null", *common]
+
+
+def ob_overrides(run: dict, data: Path, out: Path, protocol: str) -> tuple[list[str], str]:
+    """obliviate's overrides for ``run`` and the config name."""
+    common = [
+        "model=tiny-bytes",
+        f"model.model_args.pretrained_model_name_or_path={MODEL_DIR}",
+        f"tofu_data={data}",
+        f"trainer.args.learning_rate={run['lr']}",
+        f"trainer.args.per_device_train_batch_size={run['batch']}",
+        f"trainer.args.gradient_accumulation_steps={run['accumulation']}",
+        f"trainer.args.num_train_epochs={run['epochs']}",
+        f"trainer.args.warmup_epochs={run['warmup_epochs']}",
+        f"trainer.args.weight_decay={run['weight_decay']}",
+        f"trainer.args.optim={OPTIM}",
+        f"seed={SEED}",
+        "trainer.args.logging_steps=1",
+        "trainer.args.eval_strategy=no",
+        "trainer.fuse_accumulation=false",
+        "trainer.record_data_order=true",
+        f"trainer.protocol={protocol}",
+        "task_name=parity_train",
+        f"paths.output_dir={out}",
+    ]
+    if run["method"] == "finetune":
+        return ["experiment=finetune/tofu/default", f"train_split={run['split']}", *common], "train.yaml"
+    return ["experiment=unlearn/tofu/default", f"trainer={run['method']}",
+            "forget_split=forget50", "retain_split=retain50", "holdout_split=null", *common], "unlearn.yaml"
+
+
+def make_case(work: Path) -> None:
+    """WORK/data (TOFU files), WORK/tiny_ou (the model as transformers 4.45 loads it), WORK/ou_configs
+    (OU's model config for it), WORK/case.json (items and runs)."""
+    from make_tiny_case import write_ou_copy
+    from record_ou import MODEL_CFG
+    from transformers import AutoModelForCausalLM
+
+    from obliviate.data.builtin import build_splits
+
+    splits = build_splits(2, SEED)
+    data = work / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    for name in SPLITS:
+        (data / f"{name}.json").write_text("".join(json.dumps(r) + "\n" for r in splits[name]))
+    write_ou_copy(AutoModelForCausalLM.from_pretrained(MODEL_DIR), work / "tiny_ou")
+    cfg_dir = work / "ou_configs/model"
+    cfg_dir.mkdir(parents=True, exist_ok=True)
+    (cfg_dir / "tiny-bytes-parity.yaml").write_text(MODEL_CFG)
+    runs = {k: {**r, "ou_overrides": ou_overrides(r, work / "tiny_ou", work / "ou_configs")}
+            for k, r in RUNS.items()}
+    case = {"items": {n: splits[n] for n in SPLITS}, "runs": runs, "optim": OPTIM, "seed": SEED}
+    (work / "case.json").write_text(json.dumps(case, indent=1) + "\n")
+    print(f"wrote {work}/data, tiny_ou, ou_configs, case.json")
+
+
+class Recorder:
+    """A TrainerCallback (built lazily: transformers is imported by the run) noting the logged
+    values of every optimizer step."""
+
+    def __new__(cls):
+        from transformers import TrainerCallback
+
+        class _Rec(TrainerCallback):
+            def __init__(self):
+                self.steps: list[dict] = []
+
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                keys = ("loss", "learning_rate", "grad_norm", "forget_loss", "retain_loss")
+                if logs and "loss" in logs:
+                    self.steps.append({"step": state.global_step, **{k: logs[k] for k in keys if k in logs}})
+
+        return _Rec()
+
+
+def weight_digest(state: dict) -> dict[str, list[float]]:
+    """Per tensor: L2 norm and sum in float64 (record_ou_train.py computes the same)."""
+    return {n: [float(p.double().norm()), float(p.double().sum())] for n, p in state.items()}
+
+
+def run_obliviate(work: Path, kind: str, protocol: str) -> dict:
+    """obliviate's run of ``kind`` under ``protocol``: the record record_ou_train.py writes."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from conftest import compose_config
+    from obliviate.config import method_class
+    from obliviate.training import run_training
+
+    out = work / f"ob_{kind}_{protocol}"
+    if out.exists():
+        shutil.rmtree(out)
+    overrides, name = ob_overrides(RUNS[kind], work / "data", out, protocol)
+    rec = Recorder()
+    cfg = compose_config(overrides, name)
+    micro: list[dict] = []
+    cls = method_class(cfg)
+    real = cls.compute_loss
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        out = real(self, model, inputs, return_outputs, num_items_in_batch)
+        loss = out[0] if return_outputs else out
+        if model.training:
+            micro.append({"loss": float(loss.detach())})
+        return out
+
+    cls.compute_loss = compute_loss
+    try:
+        run_training(cfg, callbacks=[rec])
+    finally:
+        cls.compute_loss = real
+    order = [json.loads(x) for x in (out / "data_order.rank0.jsonl").read_text().splitlines()]
+    state = load_file(out / "model.safetensors")
+    return {
+        "kind": kind,
+        "protocol": protocol,
+        "steps": rec.steps,
+        "micro_losses": micro,
+        "micro_batches": [{k: v for k, v in b.items() if k not in ("step", "rank")} for b in order],
+        "weights": weight_digest(state),
+    }
+
+
+def _rel(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(b), 1e-12)
+
+
+def compare(ou: dict, ob: dict) -> dict:
+    """Largest relative difference per logged value, data order equality, weights."""
+    out: dict = {"steps": (len(ou["steps"]), len(ob["steps"]))}
+    for key in ("loss", "grad_norm"):  # OU (transformers 4.45) logs the loss to 4 decimals
+        pairs = [(a[key], b[key]) for a, b in zip(ob["steps"], ou["steps"]) if key in a and key in b]
+        out[key] = max((_rel(a, b) for a, b in pairs), default=None)
+    # transformers 4.45 logs the rate of the next step, 5.x the rate the step used
+    lrs = [(a["learning_rate"], b["learning_rate"]) for a, b in zip(ob["steps"][1:], ou["steps"])]
+    out["learning_rate"] = max(abs(a - b) for a, b in lrs)
+    ml = [(a["loss"], b["loss"]) for a, b in zip(ob["micro_losses"], [m for m in ou["micro_losses"] if "loss" in m])]
+    out["micro_loss"] = max(_rel(a, b) for a, b in ml)
+    out["micro_loss_first_diff"] = next((i for i, (a, b) in enumerate(ml) if _rel(a, b) > 1e-5), None)
+    same = [a == b for a, b in zip(ou["micro_batches"], ob["micro_batches"])]
+    out["micro_batches_equal"] = f"{sum(same)}/{len(same)}"
+    first = next((i for i, s in enumerate(same) if not s), None)
+    if first is not None:
+        out["first_diff"] = {"ou": ou["micro_batches"][first], "ob": ob["micro_batches"][first], "i": first}
+    rel = {n: _rel(ob["weights"][n][0], v[0]) for n, v in ou["weights"].items() if n in ob["weights"]}
+    out["weights_norm_max_rel"] = max(rel.values())
+    out["weights_missing"] = sorted(set(ou["weights"]) ^ set(ob["weights"]))
+    return out
+
+
+def main(argv: list[str]) -> None:
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "case":
+        make_case(Path(rest[0]).resolve())
+    elif cmd == "ob":
+        work, kind, protocol = Path(rest[0]).resolve(), rest[1], rest[2]
+        rec = run_obliviate(work, kind, protocol)
+        (work / f"ob_{kind}_{protocol}.json").write_text(json.dumps(rec, indent=1) + "\n")
+        print(f"wrote {work / f'ob_{kind}_{protocol}.json'}")
+    elif cmd == "compare":
+        a, b = (json.loads(Path(p).read_text()) for p in rest[:2])
+        print(json.dumps(compare(a, b), indent=1))
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    main(sys.argv[1:])
