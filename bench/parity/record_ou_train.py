@@ -29,8 +29,9 @@ import torch
 
 torch.cuda.device_count = lambda: 1  # noqa: E731  (see the docstring)
 
-import train as ou_train  # noqa: E402  (OU's src/train.py; src/ is on PYTHONPATH)
 from transformers import TrainerCallback  # noqa: E402
+
+import train as ou_train  # noqa: E402  (OU's src/train.py; src/ is on PYTHONPATH)
 
 
 class Recorder(TrainerCallback):
@@ -43,7 +44,10 @@ class Recorder(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
-            step = {"step": state.global_step, **{k: logs[k] for k in ("loss", "learning_rate", "grad_norm") if k in logs}}
+            step = {
+                "step": state.global_step,
+                **{k: logs[k] for k in ("loss", "learning_rate", "grad_norm") if k in logs},
+            }
             self.steps.append(step)
 
     def collator(self, inner):
@@ -52,7 +56,6 @@ class Recorder(TrainerCallback):
             return inner(instances)
 
         return collate
-
 
     def _indices(self, instances: list[dict]) -> dict[str, list[int]]:
         if "input_ids" not in instances[0]:  # forget/retain pairs keep their index
@@ -87,11 +90,16 @@ def wrap_losses(trainer, rec: Recorder) -> None:
         trainer.compute_retain_loss = compute_retain_loss
 
 
-def weight_digest(model) -> dict[str, list[float]]:
-    """Per tensor: L2 norm and sum in float64 (order-independent, 1e-12-exact summaries)."""
+def weight_digest(state: dict, start: dict) -> dict[str, list[float]]:
+    """Per tensor, in float64: the L2 norm, the sum, and the L2 norm of the change from the
+    start (what training did, not drowned by the initial weights)."""
     return {
-        name: [float(p.detach().double().norm()), float(p.detach().double().sum())]
-        for name, p in model.state_dict().items()
+        name: [
+            float(p.double().norm()),
+            float(p.double().sum()),
+            float((p.double() - start[name].double()).norm()),
+        ]
+        for name, p in state.items()
     }
 
 
@@ -105,6 +113,7 @@ def main() -> None:
 
     def load_trainer(*args, **kwargs):
         kwargs["data_collator"] = rec.collator(kwargs["data_collator"])
+        rec.start = {k: v.detach().clone() for k, v in kwargs["model"].state_dict().items()}
         trainer, targs = real_load_trainer(*args, **kwargs)
         trainer.add_callback(rec)
         wrap_losses(trainer, rec)
@@ -116,17 +125,29 @@ def main() -> None:
     out_dir = work / f"ou_{kind}"
     # called as a function, hydra cannot find ../configs from the module: name it
     configs = Path(ou_train.__file__).resolve().parents[1] / "configs"
-    sys.argv = ["train.py", f"--config-path={configs}", *run["ou_overrides"], f"paths.output_dir={out_dir}"]
+    sys.argv = [
+        "train.py",
+        f"--config-path={configs}",
+        *run["ou_overrides"],
+        f"paths.output_dir={out_dir}",
+    ]
     ou_train.main()
     model = rec.trainer.model
+    from importlib.metadata import version
+
     record = {
         "kind": kind,
+        "versions": {p: version(p) for p in ("torch", "transformers", "accelerate")},
         "steps": rec.steps,
         "micro_batches": rec.batches,
         "micro_losses": rec.parts,
-        "weights": weight_digest(model),
+        "weights": weight_digest({k: v.detach() for k, v in model.state_dict().items()}, rec.start),
         "warmup_steps": rec.trainer.args.warmup_steps,
-        "optimizer": type(rec.trainer.optimizer.optimizer if hasattr(rec.trainer.optimizer, "optimizer") else rec.trainer.optimizer).__name__,
+        "optimizer": type(
+            rec.trainer.optimizer.optimizer
+            if hasattr(rec.trainer.optimizer, "optimizer")
+            else rec.trainer.optimizer
+        ).__name__,
     }
     (work / f"ou_{kind}.json").write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {work / f'ou_{kind}.json'}: {len(rec.steps)} steps")

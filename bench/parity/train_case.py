@@ -15,6 +15,8 @@ the rows obliviate trains on. Every run is float32 on the CPU, no in-training ev
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -23,23 +25,46 @@ REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / "tests/parity/tiny_model"
 PACKED = REPO / "tests/parity/ou_train_tiny.json"
 SPLITS = ("full", "forget50", "retain50")
-#: settings both frameworks get; sizes chosen so that 40 / (3 x 2) is not whole (warm-up rounding)
+#: settings both frameworks get. finetune: 40 rows at 3 x 2 per optimizer step, so the warm-up
+#: of one epoch is not a whole number of steps (6.67: open-unlearning 6, obliviate 7) and the
+#: last micro-batch holds one row; unlearning: 20 forget rows at 2 x 2, retain rows paired
+_UNLEARN = dict(
+    split="forget50",
+    lr=1e-3,
+    batch=2,
+    accumulation=2,
+    epochs=1,
+    warmup_epochs=0.5,
+    weight_decay=0.01,
+)
 RUNS = {
     "finetune": dict(
-        method="finetune", split="full", lr=1e-3, batch=3, accumulation=2, epochs=2,
-        warmup_epochs=1.0, weight_decay=0.01,
+        method="finetune",
+        split="full",
+        lr=1e-3,
+        batch=3,
+        accumulation=2,
+        epochs=1,
+        warmup_epochs=1.0,
+        weight_decay=0.01,
     ),
-    "simnpo": dict(
-        method="SimNPO", split="forget50", lr=1e-3, batch=2, accumulation=2, epochs=2,
-        warmup_epochs=1.0, weight_decay=0.01,
-    ),
-    "graddiff": dict(
-        method="GradDiff", split="forget50", lr=1e-3, batch=2, accumulation=2, epochs=2,
-        warmup_epochs=1.0, weight_decay=0.01,
+    "simnpo": dict(method="SimNPO", **_UNLEARN),
+    "graddiff": dict(method="GradDiff", **_UNLEARN),
+    # not in the test: 20 rows at 3 x 2 leave a last accumulation of one micro-batch per epoch
+    "finetune_partial": dict(
+        method="finetune",
+        split="forget50",
+        lr=1e-3,
+        batch=3,
+        accumulation=2,
+        epochs=2,
+        warmup_epochs=1.0,
+        weight_decay=0.01,
     ),
 }
 OPTIM = "adamw_torch"  # OU's default paged_adamw_32bit needs bitsandbytes and a GPU
 SEED = 0
+OU_COMMIT = "d3d7cf9e6b3c125d16687d4232680d8d83548f1a"
 
 
 def ou_overrides(run: dict, model_dir: Path, configs: Path) -> list[str]:
@@ -67,11 +92,21 @@ def ou_overrides(run: dict, model_dir: Path, configs: Path) -> list[str]:
         "task_name=parity_train",
     ]
     if run["method"] == "finetune":
-        return ["--config-name=train.yaml", "experiment=finetune/tofu/default", *common,
-                f"data.train.TOFU_QA_full.args.hf_args.name={run['split']}"]
-    return ["--config-name=unlearn.yaml", "experiment=unlearn/tofu/default",
-            f"trainer={run['method']}", "forget_split=forget50", "retain_split=retain50",
-            "holdout_split=null", *common]
+        return [
+            "--config-name=train.yaml",
+            "experiment=finetune/tofu/default",
+            *common,
+            f"data.train.TOFU_QA_full.args.hf_args.name={run['split']}",
+        ]
+    return [
+        "--config-name=unlearn.yaml",
+        "experiment=unlearn/tofu/default",
+        f"trainer={run['method']}",
+        "forget_split=forget50",
+        "retain_split=retain50",
+        "holdout_split=null",
+        *common,
+    ]
 
 
 def ob_overrides(run: dict, data: Path, out: Path, protocol: str) -> tuple[list[str], str]:
@@ -97,9 +132,19 @@ def ob_overrides(run: dict, data: Path, out: Path, protocol: str) -> tuple[list[
         f"paths.output_dir={out}",
     ]
     if run["method"] == "finetune":
-        return ["experiment=finetune/tofu/default", f"train_split={run['split']}", *common], "train.yaml"
-    return ["experiment=unlearn/tofu/default", f"trainer={run['method']}",
-            "forget_split=forget50", "retain_split=retain50", "holdout_split=null", *common], "unlearn.yaml"
+        return [
+            "experiment=finetune/tofu/default",
+            f"train_split={run['split']}",
+            *common,
+        ], "train.yaml"
+    return [
+        "experiment=unlearn/tofu/default",
+        f"trainer={run['method']}",
+        "forget_split=forget50",
+        "retain_split=retain50",
+        "holdout_split=null",
+        *common,
+    ], "unlearn.yaml"
 
 
 def make_case(work: Path) -> None:
@@ -120,8 +165,10 @@ def make_case(work: Path) -> None:
     cfg_dir = work / "ou_configs/model"
     cfg_dir.mkdir(parents=True, exist_ok=True)
     (cfg_dir / "tiny-bytes-parity.yaml").write_text(MODEL_CFG)
-    runs = {k: {**r, "ou_overrides": ou_overrides(r, work / "tiny_ou", work / "ou_configs")}
-            for k, r in RUNS.items()}
+    runs = {
+        k: {**r, "ou_overrides": ou_overrides(r, work / "tiny_ou", work / "ou_configs")}
+        for k, r in RUNS.items()
+    }
     case = {"items": {n: splits[n] for n in SPLITS}, "runs": runs, "optim": OPTIM, "seed": SEED}
     (work / "case.json").write_text(json.dumps(case, indent=1) + "\n")
     print(f"wrote {work}/data, tiny_ou, ou_configs, case.json")
@@ -141,14 +188,23 @@ class Recorder:
             def on_log(self, args, state, control, logs=None, **kwargs):
                 keys = ("loss", "learning_rate", "grad_norm", "forget_loss", "retain_loss")
                 if logs and "loss" in logs:
-                    self.steps.append({"step": state.global_step, **{k: logs[k] for k in keys if k in logs}})
+                    self.steps.append(
+                        {"step": state.global_step, **{k: logs[k] for k in keys if k in logs}}
+                    )
 
         return _Rec()
 
 
-def weight_digest(state: dict) -> dict[str, list[float]]:
-    """Per tensor: L2 norm and sum in float64 (record_ou_train.py computes the same)."""
-    return {n: [float(p.double().norm()), float(p.double().sum())] for n, p in state.items()}
+def weight_digest(state: dict, start: dict) -> dict[str, list[float]]:
+    """Per tensor, float64: norm, sum, norm of the change from ``start`` (as record_ou_train.py)."""
+    return {
+        n: [
+            float(p.double().norm()),
+            float(p.double().sum()),
+            float((p.double() - start[n].double()).norm()),
+        ]
+        for n, p in state.items()
+    }
 
 
 def run_obliviate(work: Path, kind: str, protocol: str) -> dict:
@@ -192,7 +248,7 @@ def run_obliviate(work: Path, kind: str, protocol: str) -> dict:
         "steps": rec.steps,
         "micro_losses": micro,
         "micro_batches": [{k: v for k, v in b.items() if k not in ("step", "rank")} for b in order],
-        "weights": weight_digest(state),
+        "weights": weight_digest(state, load_file(MODEL_DIR / "model.safetensors")),
     }
 
 
@@ -204,23 +260,113 @@ def compare(ou: dict, ob: dict) -> dict:
     """Largest relative difference per logged value, data order equality, weights."""
     out: dict = {"steps": (len(ou["steps"]), len(ob["steps"]))}
     for key in ("loss", "grad_norm"):  # OU (transformers 4.45) logs the loss to 4 decimals
-        pairs = [(a[key], b[key]) for a, b in zip(ob["steps"], ou["steps"]) if key in a and key in b]
+        pairs = [
+            (a[key], b[key]) for a, b in zip(ob["steps"], ou["steps"], strict=False) if key in a and key in b
+        ]
         out[key] = max((_rel(a, b) for a, b in pairs), default=None)
     # transformers 4.45 logs the rate of the next step, 5.x the rate the step used
-    lrs = [(a["learning_rate"], b["learning_rate"]) for a, b in zip(ob["steps"][1:], ou["steps"])]
+    lrs = [(a["learning_rate"], b["learning_rate"]) for a, b in zip(ob["steps"][1:], ou["steps"], strict=False)]
     out["learning_rate"] = max(abs(a - b) for a, b in lrs)
-    ml = [(a["loss"], b["loss"]) for a, b in zip(ob["micro_losses"], [m for m in ou["micro_losses"] if "loss" in m])]
+    ml = [
+        (a["loss"], b["loss"])
+        for a, b in zip(ob["micro_losses"], [m for m in ou["micro_losses"] if "loss" in m], strict=False)
+    ]
     out["micro_loss"] = max(_rel(a, b) for a, b in ml)
-    out["micro_loss_first_diff"] = next((i for i, (a, b) in enumerate(ml) if _rel(a, b) > 1e-5), None)
-    same = [a == b for a, b in zip(ou["micro_batches"], ob["micro_batches"])]
+    out["micro_loss_first_diff"] = next(
+        (i for i, (a, b) in enumerate(ml) if _rel(a, b) > 1e-5), None
+    )
+    r_ou = [m["retain_loss"] for m in ou["micro_losses"] if "retain_loss" in m]
+    if r_ou:  # per step: the mean of its micro-batches' retain losses (obliviate's log)
+        ga = len(r_ou) // len(ob["steps"])
+        means = [sum(r_ou[i : i + ga]) / ga for i in range(0, len(r_ou), ga)]
+        out["retain_loss"] = max(_rel(s["retain_loss"], m) for s, m in zip(ob["steps"], means, strict=False))
+    same = [a == b for a, b in zip(ou["micro_batches"], ob["micro_batches"], strict=False)]
     out["micro_batches_equal"] = f"{sum(same)}/{len(same)}"
     first = next((i for i, s in enumerate(same) if not s), None)
     if first is not None:
-        out["first_diff"] = {"ou": ou["micro_batches"][first], "ob": ob["micro_batches"][first], "i": first}
-    rel = {n: _rel(ob["weights"][n][0], v[0]) for n, v in ou["weights"].items() if n in ob["weights"]}
+        out["first_diff"] = {
+            "ou": ou["micro_batches"][first],
+            "ob": ob["micro_batches"][first],
+            "i": first,
+        }
+    rel = {
+        n: _rel(ob["weights"][n][0], v[0]) for n, v in ou["weights"].items() if n in ob["weights"]
+    }
     out["weights_norm_max_rel"] = max(rel.values())
+    moved = {
+        n: _rel(ob["weights"][n][2], v[2]) for n, v in ou["weights"].items() if n in ob["weights"]
+    }
+    out["weights_change_max_rel"] = max(moved.values())
     out["weights_missing"] = sorted(set(ou["weights"]) ^ set(ob["weights"]))
     return out
+
+
+def weights_max_abs(ou_dir: Path, ob_dir: Path) -> float:
+    """Largest element-wise difference between two saved models (tied lm_head aside)."""
+    from safetensors.torch import load_file
+
+    a, b = load_file(ou_dir / "model.safetensors"), load_file(ob_dir / "model.safetensors")
+    return max(float((a[n] - b[n]).abs().max()) for n in b)
+
+
+#: the runs tests/parity/test_ou_train_parity.py repeats (finetune_partial is the known mismatch)
+TESTED = ("finetune", "simnpo", "graddiff")
+
+
+def pack(work: Path) -> None:
+    """tests/parity/ou_train_tiny.json: the rows, each tested run's settings and OU's record."""
+    case = json.loads((work / "case.json").read_text())
+    runs = {}
+    for kind in TESTED:
+        ou = json.loads((work / f"ou_{kind}.json").read_text())
+        settings = {k: v for k, v in case["runs"][kind].items() if k != "ou_overrides"}
+        runs[kind] = {
+            **settings,
+            "warmup_steps": ou["warmup_steps"],
+            # the micro-batches' total losses, in order (OU logs the step loss to 4 decimals)
+            "micro_losses": [m["loss"] for m in ou["micro_losses"] if "loss" in m],
+            "retain_losses": [m["retain_loss"] for m in ou["micro_losses"] if "retain_loss" in m],
+            # the collator runs one micro-batch ahead of the trainer: keep those trained on
+            "micro_batches": ou["micro_batches"][
+                : len(ou["micro_losses"])
+                - len([m for m in ou["micro_losses"] if "retain_loss" in m])
+            ],
+            # as logged: transformers 4.45 logs, at step k, the rate step k + 1 will use
+            "logged_learning_rates": [s["learning_rate"] for s in ou["steps"]],
+            "grad_norms": [s["grad_norm"] for s in ou["steps"]],
+            "weights": {n: v for n, v in ou["weights"].items() if n != "lm_head.weight"},
+        }
+    record = {
+        "recorded_by": "bench/parity/record_ou_train.py (open-unlearning's src/train.py, run as is)",
+        "open_unlearning_commit": OU_COMMIT,
+        "versions": ou["versions"],
+        "model": "tests/parity/tiny_model",
+        "data": "obliviate built-in authors (2 authors, seed 0) as TOFU JSON files",
+        "optim": case["optim"],
+        "seed": case["seed"],
+        "rows": case["items"],
+        "runs": runs,
+    }
+    PACKED.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {PACKED}")
+
+
+#: the flags of obliviate.protocol that change training
+TRAINING_FLAGS = ("pad_id_masked", "warmup_floor", "retain_pairs_global_rng")
+
+
+@contextlib.contextmanager
+def protocol_without(flag: str | None):
+    """``trainer.protocol=open-unlearning`` with one flag switched off (None: all on)."""
+    from obliviate import protocol
+
+    full = protocol.NAMED[protocol.OPEN_UNLEARNING]
+    if flag:
+        protocol.NAMED[protocol.OPEN_UNLEARNING] = dataclasses.replace(full, **{flag: False})
+    try:
+        yield
+    finally:
+        protocol.NAMED[protocol.OPEN_UNLEARNING] = full
 
 
 def main(argv: list[str]) -> None:
@@ -234,7 +380,23 @@ def main(argv: list[str]) -> None:
         print(f"wrote {work / f'ob_{kind}_{protocol}.json'}")
     elif cmd == "compare":
         a, b = (json.loads(Path(p).read_text()) for p in rest[:2])
-        print(json.dumps(compare(a, b), indent=1))
+        res = compare(a, b)
+        dirs = [Path(p).with_suffix("") for p in rest[:2]]
+        if all((d / "model.safetensors").is_file() for d in dirs):
+            res["weights_max_abs"] = weights_max_abs(*dirs)
+        print(json.dumps(res, indent=1))
+    elif cmd == "pack":
+        pack(Path(rest[0]).resolve())
+    elif cmd == "ablate":  # each training flag of the open-unlearning protocol switched off
+        work, kind = Path(rest[0]).resolve(), rest[1]
+        ou = json.loads((work / f"ou_{kind}.json").read_text())
+        table = {}
+        for flag in (None, *TRAINING_FLAGS):
+            with protocol_without(flag):
+                rec = run_obliviate(work, kind, "open-unlearning")
+            table[f"without {flag}" if flag else "open-unlearning"] = compare(ou, rec)
+        (work / f"ablate_{kind}.json").write_text(json.dumps(table, indent=1) + "\n")
+        print(json.dumps(table, indent=1))
     else:
         raise SystemExit(__doc__)
 

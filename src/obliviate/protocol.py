@@ -41,6 +41,10 @@ class Protocol:
     #: steps (open-unlearning's trainer/__init__.py) instead of the epochs' optimizer steps, which
     #: count a last, partial step (40 rows at 6 per step: 6 instead of 7)
     warmup_floor: bool = False
+    #: training: each forget item's retain partner drawn with replacement from torch's global
+    #: generator whenever the item is read (open-unlearning's ForgetRetainDataset), instead of
+    #: a seeded permutation per epoch that no other random draw can shift
+    retain_pairs_global_rng: bool = False
     #: added to the denominators of the truth ratio, its closer-to-1 aggregate and the
     #: normalised probability (0 = the exact formulas)
     epsilon: float = 0.0
@@ -64,6 +68,7 @@ NAMED = {
         es_no_match_is_1_over_n=True,
         epsilon=1e-10,
         warmup_floor=True,
+        retain_pairs_global_rng=True,
     ),
 }
 

@@ -111,6 +111,7 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
             encode=plan.source.encoder(tokenizer),
             reference_logps=reference_scorer(model, targs, tokenizer.pad_token_id, mask_id),
             seed=int(cfg.seed),
+            global_rng_pairing=trainer_protocol(cfg).retain_pairs_global_rng,
         ),
         plan.method_args,
     )

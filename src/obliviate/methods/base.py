@@ -45,6 +45,8 @@ class TrainData:
     #: tokenised items -> log pi_ref(y|x), summed over answer tokens, of the model as loaded
     reference_logps: Callable[[list[dict[str, Any]]], list[float]]
     seed: int
+    #: retain pairs drawn from torch's global generator at each read (open-unlearning's way)
+    global_rng_pairing: bool = False
 
 
 class UnlearnTrainer(Trainer):
@@ -115,7 +117,9 @@ class UnlearnTrainer(Trainer):
             for items in (forget, alternate or []):
                 for item, lp in zip(items, data.reference_logps(items), strict=True):
                     item["ref_logp"] = lp
-        return ForgetRetainDataset(forget, retain, seed=data.seed, alternate=alternate)
+        return ForgetRetainDataset(
+            forget, retain, seed=data.seed, alternate=alternate, global_rng=data.global_rng_pairing
+        )
 
     @classmethod
     def alternate_rows(
