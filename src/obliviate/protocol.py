@@ -79,3 +79,25 @@ def protocol_from(value: object, key: str) -> Protocol:
     if name not in PROTOCOLS:
         raise ConfigError(f"{key}={value!r} is not a protocol; use one of {', '.join(PROTOCOLS)}")
     return NAMED[str(name)]
+
+
+def epoch_end_mismatch(protocol: Protocol, rows: int, batch: int, accumulation: int) -> str | None:
+    """Why a run under open-unlearning's protocol will still differ from open-unlearning's, or
+    None. transformers 4.45 (open-unlearning's pin) makes floor(micro-batches / accumulation)
+    optimizer steps per epoch and counts micro-batches across epochs, so an epoch's last,
+    incomplete accumulation is summed into the next epoch's first step (and dropped after the
+    last epoch); transformers 5 steps on it at the end of its epoch. ``batch`` = rows per
+    micro-batch over all processes."""
+    if not protocol.pad_id_masked:  # obliviate's own protocol promises nothing here
+        return None
+    micro = -(-rows // batch)
+    if micro % accumulation == 0:
+        return None
+    return (
+        f"trainer.protocol=open-unlearning: {rows} rows make {micro} micro-batches per epoch, "
+        f"not a multiple of gradient_accumulation_steps={accumulation}; open-unlearning "
+        f"(transformers 4.45) takes {micro // accumulation or 1} optimizer steps per epoch and "
+        f"carries the last {micro % accumulation} micro-batch(es) into the next epoch's first "
+        f"step, obliviate takes {-(-micro // accumulation)}: the runs part from the end of the "
+        "first epoch on (choose sizes that divide, docs/metrics.md)"
+    )

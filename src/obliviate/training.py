@@ -23,7 +23,7 @@ from obliviate.errors import ConfigError
 from obliviate.methods.base import TrainData, reference_logps
 from obliviate.models.loading import check_model_path, load_model, load_tokenizer
 from obliviate.models.lora import MERGED_DIR, LoraSettings, apply_lora, lora_settings, save_merged
-from obliviate.protocol import protocol_from
+from obliviate.protocol import epoch_end_mismatch, protocol_from
 from obliviate.utils.dist import launched
 from obliviate.utils.efficiency import EfficiencyMeter
 from obliviate.utils.io import WRITE_PROBE, atomic_write_json, atomic_write_text, check_writable
@@ -118,6 +118,8 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
     if len(train_ds) != n_train:  # a text corpus trains on chunks, not on its documents
         n_train = len(train_ds)
         targs, group = training_arguments(cfg, n_train)
+
+    warn_epoch_end(cfg, targs, group, n_train)
 
     # 5. Trainer.
     guard = FiniteLossGuard()
@@ -231,6 +233,20 @@ def reference_scorer(
         return reference_logps(model, items, pad_id, targs.per_device_train_batch_size, mask_id)
 
     return score
+
+
+def warn_epoch_end(cfg: DictConfig, targs: Any, group: int | None, n_train: int) -> None:
+    """Under open-unlearning's protocol, say so when an epoch's last accumulation is incomplete:
+    there transformers 4.45 and 5 step differently (obliviate.protocol.epoch_end_mismatch)."""
+    fused = targs.per_device_train_batch_size // group if group else 1  # the user's batches
+    mismatch = epoch_end_mismatch(
+        trainer_protocol(cfg),
+        n_train,
+        targs.per_device_train_batch_size // fused * targs.world_size,
+        targs.gradient_accumulation_steps * fused,
+    )
+    if mismatch:
+        log.warning(mismatch)
 
 
 def log_batch_shape(trainer: Any, group: int | None, n_train: int) -> None:

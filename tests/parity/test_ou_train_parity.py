@@ -89,6 +89,7 @@ def _train(kind: str, tmp: Path) -> tuple[list[dict], list[dict], dict, dict]:
             "trainer.record_data_order=true",
             "trainer.protocol=open-unlearning",
             "task_name=parity_train",
+            *(f"trainer.method_args.{k}={v}" for k, v in run.get("method_args", {}).items()),
             f"paths.output_dir={out}",
         ],
         config,
