@@ -52,7 +52,11 @@ RUNS = {
     # -(2/beta) log sigmoid(beta NLL) is ~1e-7 and so is its gradient (saturated, untestable)
     "simnpo": dict(method="SimNPO", method_args={"delta": 3.3}, **_UNLEARN),
     "graddiff": dict(method="GradDiff", **_UNLEARN),
-    # not in the test: 20 rows at 3 x 2 leave a last accumulation of one micro-batch per epoch
+    # 20 rows at 3 x 2 leave a last accumulation of one micro-batch per epoch (cause 13)
+    "simnpo_partial": dict(
+        method="SimNPO", method_args={"delta": 3.3}, split="forget50", lr=1e-3, batch=3,
+        accumulation=2, epochs=2, warmup_epochs=0.5, weight_decay=0.01,
+    ),
     "finetune_partial": dict(
         method="finetune",
         split="forget50",
@@ -325,8 +329,8 @@ def weights_max_abs(ou_dir: Path, ob_dir: Path) -> float:
     return max(float((a[n] - b[n]).abs().max()) for n in b)
 
 
-#: the runs tests/parity/test_ou_train_parity.py repeats (finetune_partial is the known mismatch)
-TESTED = ("finetune", "simnpo", "graddiff")
+#: the runs tests/parity/test_ou_train_parity.py repeats
+TESTED = ("finetune", "simnpo", "graddiff", "simnpo_partial")
 
 
 def pack(work: Path) -> None:
@@ -390,7 +394,7 @@ def results(work: Path, out: Path) -> None:
 
 
 #: the flags of obliviate.protocol that change training
-TRAINING_FLAGS = ("pad_id_masked", "warmup_floor", "retain_pairs_global_rng")
+TRAINING_FLAGS = ("pad_id_masked", "warmup_floor", "retain_pairs_global_rng", "epochs_as_one_stream")
 
 
 @contextlib.contextmanager

@@ -140,3 +140,26 @@ def test_epoch_end_mismatch_is_named_only_where_it_happens():
     msg = epoch_end_mismatch(ou, 20, 3, 2)
     assert "7 micro-batches" in msg and "takes 3 optimizer steps" in msg and "obliviate takes 4" in msg
     assert epoch_end_mismatch(NAMED["obliviate"], 20, 3, 2) is None
+
+
+def test_epoch_stream_is_each_epochs_batches_in_turn():
+    """7 rows at 3 per micro-batch, 2 epochs: epoch e is randperm(7) seeded seed + e, cut into
+    3 + 3 + 1; one global draw between the epochs (the new loader iterator's base seed)."""
+    from obliviate.data.stream import EpochStream, open_unlearning_steps
+
+    stream = EpochStream(rows=7, batch_size=3, epochs=2, seed=5)
+    torch.manual_seed(0)
+    batches = list(stream)
+    after = torch.rand(1)
+    want = []
+    for e in (0, 1):
+        order = torch.randperm(7, generator=torch.Generator().manual_seed(5 + e)).tolist()
+        want += [order[0:3], order[3:6], order[6:7]]
+    assert batches == want and len(stream) == 6
+    torch.manual_seed(0)
+    torch.empty((), dtype=torch.int64).random_()
+    assert torch.equal(after, torch.rand(1))  # exactly one draw was taken
+    # transformers 4.45: floor(micro-batches / accumulation) steps per epoch, at least 1
+    assert open_unlearning_steps(7, 2, 2) == 6
+    assert open_unlearning_steps(5, 4, 10) == 10
+    assert open_unlearning_steps(3, 4, 2) == 2

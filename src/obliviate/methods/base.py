@@ -69,9 +69,12 @@ class UnlearnTrainer(Trainer):
         ref_model_factory: Callable[[], torch.nn.Module] | None = None,
         loss_group_size: int | None = None,
         data_order_file: Path | None = None,
+        batch_stream: Any = None,
         **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
+        #: a batch sampler of every epoch's micro-batches in one stream (data/stream.py), or None
+        self.batch_stream = batch_stream
         self.method_args = method_args
         self.eval_hook = eval_hook
         #: rows per user micro-batch when several are fused into one pass (None = not fused)
@@ -103,6 +106,17 @@ class UnlearnTrainer(Trainer):
                 )
             else:
                 self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+
+    def get_train_dataloader(self) -> Any:
+        if self.batch_stream is None:
+            return super().get_train_dataloader()
+        loader = torch.utils.data.DataLoader(
+            self.train_dataset,
+            batch_sampler=self.batch_stream,
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+        )
+        return self.accelerator.prepare(loader)
 
     # ---- the training set -------------------------------------------------------------------
     @classmethod
