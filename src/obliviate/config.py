@@ -211,8 +211,7 @@ def training_arguments(
             * int(raw.get("gradient_accumulation_steps", 1))
             * world
         )
-        steps_per_epoch = max(1, math.ceil(n_train / per_step))
-        raw["warmup_steps"] = int(round(float(warmup_epochs) * steps_per_epoch))
+        raw["warmup_steps"] = warmup_steps(cfg, float(warmup_epochs), n_train, per_step)
     # The guide's `gradient_checkpointing` became `activation_checkpointing` in transformers 5.x;
     # pass the new name where it exists so newer releases do not warn on every run.
     if "activation_checkpointing" in known and "gradient_checkpointing" in raw:
@@ -224,6 +223,16 @@ def training_arguments(
         return TrainingArguments(**raw)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"invalid trainer.args: {e}") from e
+
+
+def warmup_steps(cfg: DictConfig, warmup_epochs: float, n_train: int, per_step: int) -> int:
+    """``warmup_epochs`` as optimizer steps: that many epochs of whole steps (a last, partial
+    step counts), or under ``trainer.protocol=open-unlearning`` its rows-based floor."""
+    from obliviate.protocol import protocol_from
+
+    if protocol_from(cfg.trainer.get("protocol"), "trainer.protocol").warmup_floor:
+        return int(warmup_epochs * n_train // per_step)
+    return int(round(warmup_epochs * max(1, math.ceil(n_train / per_step))))
 
 
 def fuse_accumulation(cfg: DictConfig, targs: Any) -> int | None:

@@ -37,6 +37,19 @@ class Protocol:
     truncates: bool = True
     #: extraction strength 1/N (not 0) when even the last answer token is mispredicted
     es_no_match_is_1_over_n: bool = False
+    #: training: ``warmup_epochs`` -> floor(epochs x rows / rows per optimizer step) warm-up
+    #: steps (open-unlearning's trainer/__init__.py) instead of the epochs' optimizer steps, which
+    #: count a last, partial step (40 rows at 6 per step: 6 instead of 7)
+    warmup_floor: bool = False
+    #: training: each forget item's retain partner drawn with replacement from torch's global
+    #: generator whenever the item is read (open-unlearning's ForgetRetainDataset), instead of
+    #: a seeded permutation per epoch that no other random draw can shift
+    retain_pairs_global_rng: bool = False
+    #: training: when an epoch's micro-batches are not a multiple of the accumulation, all epochs
+    #: as one stream of micro-batches with open-unlearning's floor(micro-batches / accumulation)
+    #: steps per epoch, the leftovers summed into the next epoch's first step (transformers 4.45),
+    #: instead of a short step closing each epoch (data/stream.py)
+    epochs_as_one_stream: bool = False
     #: added to the denominators of the truth ratio, its closer-to-1 aggregate and the
     #: normalised probability (0 = the exact formulas)
     epsilon: float = 0.0
@@ -59,6 +72,9 @@ NAMED = {
         decoded_texts=True,
         es_no_match_is_1_over_n=True,
         epsilon=1e-10,
+        warmup_floor=True,
+        retain_pairs_global_rng=True,
+        epochs_as_one_stream=True,
     ),
 }
 
@@ -69,3 +85,34 @@ def protocol_from(value: object, key: str) -> Protocol:
     if name not in PROTOCOLS:
         raise ConfigError(f"{key}={value!r} is not a protocol; use one of {', '.join(PROTOCOLS)}")
     return NAMED[str(name)]
+
+
+def epoch_end_mismatch(protocol: Protocol, rows: int, batch: int, accumulation: int) -> str | None:
+    """How an epoch's incomplete last accumulation makes a run differ from open-unlearning's,
+    or None. transformers 4.45 (open-unlearning's pin) counts micro-batches across epochs and
+    takes floor(micro-batches / accumulation) optimizer steps per epoch, so an epoch's leftovers
+    join the next epoch's first step; transformers 5 closes each epoch with a short step.
+    ``batch`` = rows per micro-batch over all processes. With one process and unfused
+    accumulation, ``epochs_as_one_stream`` reproduces it (training.epoch_stream)."""
+    if protocol.name == OBLIVIATE:  # obliviate's own protocol promises nothing here
+        return None
+    micro = -(-rows // batch)
+    if micro % accumulation == 0:
+        return None
+    head = (
+        f"trainer.protocol=open-unlearning: {rows} rows make {micro} micro-batches per epoch, "
+        f"not a multiple of gradient_accumulation_steps={accumulation}; "
+    )
+    if micro < accumulation:
+        return head + (
+            "open-unlearning (transformers 4.45) steps at each epoch's end and wherever its count "
+            f"of micro-batches across epochs reaches a multiple of {accumulation}, obliviate once "
+            "per epoch: the runs differ (choose sizes that divide, docs/metrics.md)"
+        )
+    return head + (
+        f"open-unlearning (transformers 4.45) takes {micro // accumulation} optimizer steps per "
+        f"epoch and carries the last {micro % accumulation} micro-batch(es) into the next "
+        f"epoch's first step, obliviate takes {-(-micro // accumulation)} here (several "
+        "processes or fused accumulation): the runs part from the end of the first epoch on "
+        "(choose sizes that divide, docs/metrics.md)"
+    )

@@ -19,11 +19,12 @@ from obliviate import config as C
 from obliviate.data.collate import PairCollator
 from obliviate.data.formatting import loaded_pad_id
 from obliviate.data.sources import training_source
+from obliviate.data.stream import EpochStream, open_unlearning_steps
 from obliviate.errors import ConfigError
 from obliviate.methods.base import TrainData, reference_logps
 from obliviate.models.loading import check_model_path, load_model, load_tokenizer
 from obliviate.models.lora import MERGED_DIR, LoraSettings, apply_lora, lora_settings, save_merged
-from obliviate.protocol import protocol_from
+from obliviate.protocol import epoch_end_mismatch, protocol_from
 from obliviate.utils.dist import launched
 from obliviate.utils.efficiency import EfficiencyMeter
 from obliviate.utils.io import WRITE_PROBE, atomic_write_json, atomic_write_text, check_writable
@@ -111,12 +112,15 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
             encode=plan.source.encoder(tokenizer),
             reference_logps=reference_scorer(model, targs, tokenizer.pad_token_id, mask_id),
             seed=int(cfg.seed),
+            global_rng_pairing=trainer_protocol(cfg).retain_pairs_global_rng,
         ),
         plan.method_args,
     )
     if len(train_ds) != n_train:  # a text corpus trains on chunks, not on its documents
         n_train = len(train_ds)
         targs, group = training_arguments(cfg, n_train)
+
+    stream = epoch_stream(cfg, targs, group, n_train)
 
     # 5. Trainer.
     guard = FiniteLossGuard()
@@ -138,6 +142,7 @@ def run_training(cfg: DictConfig, callbacks: list[TrainerCallback] | None = None
         eval_hook=eval_hook,
         ref_model_factory=lambda: load_model(cfg.model),  # only ZeRO-3 needs a second load
         loss_group_size=group,
+        batch_stream=stream,
         data_order_file=(
             out / f"data_order.rank{targs.process_index}.jsonl"
             if cfg.trainer.get("record_data_order")
@@ -230,6 +235,53 @@ def reference_scorer(
         return reference_logps(model, items, pad_id, targs.per_device_train_batch_size, mask_id)
 
     return score
+
+
+def epoch_stream(
+    cfg: DictConfig, targs: Any, group: int | None, n_train: int
+) -> EpochStream | None:
+    """Under open-unlearning's protocol, when an epoch's micro-batches are not a multiple of the
+    accumulation: the epochs as one stream of micro-batches and open-unlearning's step count in
+    ``targs.max_steps`` (data/stream.py), so the leftovers join the next epoch's first step as
+    there. Where that cannot be done (several processes, fused accumulation, fewer micro-batches
+    than the accumulation) the run log says how the run will differ."""
+    protocol = trainer_protocol(cfg)
+    fused = targs.per_device_train_batch_size // group if group else 1  # the user's batches
+    batch, accumulation = (
+        targs.per_device_train_batch_size // fused,
+        targs.gradient_accumulation_steps * fused,
+    )
+    mismatch = epoch_end_mismatch(protocol, n_train, batch * targs.world_size, accumulation)
+    if mismatch is None:
+        return None
+    micro = math.ceil(n_train / batch)
+    if (
+        not protocol.epochs_as_one_stream
+        or fused > 1
+        or targs.world_size > 1
+        or micro < accumulation
+    ):
+        log.warning(mismatch)
+        return None
+    steps = (
+        targs.max_steps
+        if targs.max_steps > 0
+        else open_unlearning_steps(micro, accumulation, targs.num_train_epochs)
+    )
+    targs.max_steps = steps
+    epochs = math.ceil(steps / (micro // accumulation))
+    log.info(
+        "trainer.protocol=open-unlearning: %d micro-batches per epoch at accumulation %d; %d "
+        "optimizer steps over %d epochs run as one stream, as open-unlearning's transformers 4.45 "
+        "counts them",
+        micro,
+        accumulation,
+        steps,
+        epochs,
+    )
+    return EpochStream(
+        n_train, batch, epochs, targs.data_seed if targs.data_seed is not None else targs.seed
+    )
 
 
 def log_batch_shape(trainer: Any, group: int | None, n_train: int) -> None:

@@ -90,3 +90,76 @@ def test_clean_up_spaces_is_transformers_4s():
     text = "He said , \"I do n't know .\" She 's here ; they 're not ! Why ?"
     assert clean_up_spaces(text) == "He said, \"I don't know.\" She's here ; they're not! Why?"
     assert clean_up_spaces("a ' b") == "a'b"  # the quote case of transformers 4's clean-up
+
+
+def test_warmup_steps_open_unlearning_floors_the_rows():
+    """warmup_epochs=1, 40 rows at 3 x 2 per optimizer step: 40 / 6 = 6.67 steps; obliviate
+    counts the epoch's 7 optimizer steps (the last one partial), open-unlearning floors to 6.
+    0.3 epochs of 20 rows at 4 per step: obliviate round(0.3 x 5) = 2, open-unlearning
+    floor(6 / 4) = 1."""
+    from obliviate.config import warmup_steps
+
+    ob, ou = (
+        compose_config(["model=tiny", f"trainer.protocol={p}"], "unlearn.yaml")
+        for p in ("obliviate", "open-unlearning")
+    )
+    assert warmup_steps(ob, 1.0, 40, 6) == 7
+    assert warmup_steps(ou, 1.0, 40, 6) == 6
+    assert warmup_steps(ob, 0.3, 20, 4) == 2
+    assert warmup_steps(ou, 0.3, 20, 4) == 1
+    assert warmup_steps(ou, 1.0, 48, 6) == warmup_steps(ob, 1.0, 48, 6) == 8
+
+
+def test_retain_pairs_from_the_global_generator():
+    """open-unlearning's pairing: one torch.randint(0, n_retain, (1,)) per read of an item, from
+    the global generator, so the same seed gives the same draws and a re-read draws anew."""
+    from obliviate.data.datasets import ForgetRetainDataset
+
+    forget = [{"index": i} for i in range(4)]
+    retain = [{"index": j} for j in range(3)]
+    ds = ForgetRetainDataset(forget, retain, seed=0, global_rng=True)
+    torch.manual_seed(123)
+    got = [ds[i]["retain"]["index"] for i in (2, 0, 3, 1, 2)]
+    torch.manual_seed(123)
+    want = [int(torch.randint(0, 3, (1,)).item()) for _ in range(5)]
+    assert got == want
+    seeded = ForgetRetainDataset(forget, retain, seed=0)  # obliviate: fixed per epoch
+    torch.manual_seed(1)
+    first = [seeded[i]["retain"]["index"] for i in range(4)]
+    torch.manual_seed(2)
+    assert [seeded[i]["retain"]["index"] for i in range(4)] == first
+
+
+def test_epoch_end_mismatch_is_named_only_where_it_happens():
+    from obliviate.protocol import NAMED, epoch_end_mismatch
+
+    ou = NAMED["open-unlearning"]
+    # 40 rows at 3 per micro-batch: 14 micro-batches, accumulation 2 divides them
+    assert epoch_end_mismatch(ou, 40, 3, 2) is None
+    # 20 rows at 3: 7 micro-batches, 3 steps + 1 carried over there, 4 steps here
+    msg = epoch_end_mismatch(ou, 20, 3, 2)
+    assert "7 micro-batches" in msg and "takes 3 optimizer steps" in msg and "obliviate takes 4" in msg
+    assert epoch_end_mismatch(NAMED["obliviate"], 20, 3, 2) is None
+
+
+def test_epoch_stream_is_each_epochs_batches_in_turn():
+    """7 rows at 3 per micro-batch, 2 epochs: epoch e is randperm(7) seeded seed + e, cut into
+    3 + 3 + 1; one global draw between the epochs (the new loader iterator's base seed)."""
+    from obliviate.data.stream import EpochStream, open_unlearning_steps
+
+    stream = EpochStream(rows=7, batch_size=3, epochs=2, seed=5)
+    torch.manual_seed(0)
+    batches = list(stream)
+    after = torch.rand(1)
+    want = []
+    for e in (0, 1):
+        order = torch.randperm(7, generator=torch.Generator().manual_seed(5 + e)).tolist()
+        want += [order[0:3], order[3:6], order[6:7]]
+    assert batches == want and len(stream) == 6
+    torch.manual_seed(0)
+    torch.empty((), dtype=torch.int64).random_()
+    assert torch.equal(after, torch.rand(1))  # exactly one draw was taken
+    # transformers 4.45: floor(micro-batches / accumulation) steps per epoch, at least 1
+    assert open_unlearning_steps(7, 2, 2) == 6
+    assert open_unlearning_steps(5, 4, 10) == 10
+    assert open_unlearning_steps(3, 4, 2) == 2

@@ -45,6 +45,10 @@ class ForgetRetainDataset(Dataset):
 
     ``alternate`` (optional, parallel to ``forget``): a second answer to each forget question,
     returned as the part ``"alternate"`` (IdkDPO's refusals).
+
+    ``global_rng=True`` (``trainer.protocol=open-unlearning``): each read of an item draws its
+    retain index uniformly, with replacement, from torch's global generator, as
+    open-unlearning's dataset does; the pairs then depend on everything else that draws from it.
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class ForgetRetainDataset(Dataset):
         retain: list[dict[str, Any]] | None,
         seed: int,
         alternate: list[dict[str, Any]] | None = None,
+        global_rng: bool = False,
     ):
         if alternate is not None and len(alternate) != len(forget):
             raise ValueError(
@@ -62,6 +67,7 @@ class ForgetRetainDataset(Dataset):
         self.retain = retain
         self.alternate = alternate
         self.seed = int(seed)
+        self.global_rng = global_rng
         self.epoch = 0
         self._pairing: tuple[int, torch.Tensor] | None = None
 
@@ -91,5 +97,10 @@ class ForgetRetainDataset(Dataset):
         if self.alternate is not None:
             item["alternate"] = self.alternate[i]
         if self.retain is not None:
-            item["retain"] = self.retain[int(self.retain_indices()[i])]
+            item["retain"] = self.retain[self._retain_index(i)]
         return item
+
+    def _retain_index(self, i: int) -> int:
+        if self.global_rng:
+            return int(torch.randint(0, len(self.retain), (1,)).item())
+        return int(self.retain_indices()[i])

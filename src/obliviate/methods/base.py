@@ -45,6 +45,8 @@ class TrainData:
     #: tokenised items -> log pi_ref(y|x), summed over answer tokens, of the model as loaded
     reference_logps: Callable[[list[dict[str, Any]]], list[float]]
     seed: int
+    #: retain pairs drawn from torch's global generator at each read (open-unlearning's way)
+    global_rng_pairing: bool = False
 
 
 class UnlearnTrainer(Trainer):
@@ -67,9 +69,12 @@ class UnlearnTrainer(Trainer):
         ref_model_factory: Callable[[], torch.nn.Module] | None = None,
         loss_group_size: int | None = None,
         data_order_file: Path | None = None,
+        batch_stream: Any = None,
         **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
+        #: a batch sampler of every epoch's micro-batches in one stream (data/stream.py), or None
+        self.batch_stream = batch_stream
         self.method_args = method_args
         self.eval_hook = eval_hook
         #: rows per user micro-batch when several are fused into one pass (None = not fused)
@@ -102,6 +107,17 @@ class UnlearnTrainer(Trainer):
             else:
                 self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
 
+    def get_train_dataloader(self) -> Any:
+        if self.batch_stream is None:
+            return super().get_train_dataloader()
+        loader = torch.utils.data.DataLoader(
+            self.train_dataset,
+            batch_sampler=self.batch_stream,
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+        )
+        return self.accelerator.prepare(loader)
+
     # ---- the training set -------------------------------------------------------------------
     @classmethod
     def build_train_dataset(cls, data: TrainData, method_args: MethodArgs) -> Any:
@@ -115,7 +131,9 @@ class UnlearnTrainer(Trainer):
             for items in (forget, alternate or []):
                 for item, lp in zip(items, data.reference_logps(items), strict=True):
                     item["ref_logp"] = lp
-        return ForgetRetainDataset(forget, retain, seed=data.seed, alternate=alternate)
+        return ForgetRetainDataset(
+            forget, retain, seed=data.seed, alternate=alternate, global_rng=data.global_rng_pairing
+        )
 
     @classmethod
     def alternate_rows(
