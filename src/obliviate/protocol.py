@@ -37,6 +37,10 @@ class Protocol:
     truncates: bool = True
     #: extraction strength 1/N (not 0) when even the last answer token is mispredicted
     es_no_match_is_1_over_n: bool = False
+    #: mean answer NLL (the probabilities, truth ratios) by cross-entropy over logits laid out
+    #: (B, V, T), open-unlearning's ``evaluate_probability``: on CPU in float32 that kernel
+    #: loses ~1e-4 nats per token with a 49k vocabulary (obliviate.logprobs.vocab_dim_1_mean_nll)
+    vocab_dim_1_nll: bool = False
     #: added to the denominators of the truth ratio, its closer-to-1 aggregate and the
     #: normalised probability (0 = the exact formulas)
     epsilon: float = 0.0
@@ -58,6 +62,7 @@ NAMED = {
         truncates=False,
         decoded_texts=True,
         es_no_match_is_1_over_n=True,
+        vocab_dim_1_nll=True,
         epsilon=1e-10,
     ),
 }
