@@ -135,3 +135,18 @@ def test_score_encoded_takes_the_avg_loss_from_the_flag():
     expected = vocab_dim_1_mean_nll(logits, torch.tensor([items[0]["labels"]]))
     assert ou.avg_loss == pytest.approx(expected.item(), rel=1e-6)
     assert torch.equal(ou.token_logp, plain.token_logp)
+
+
+def test_muse_texts_tokenised_as_open_unlearning_does():
+    """The byte tokenizer adds no BOS itself: open-unlearning's texts start without one, and
+    with no prefix the first text token is unlabelled; obliviate puts BOS (256) first."""
+    from obliviate.eval.muse_eval import TextPrompter, knowmem_reference, text_item
+    from obliviate.models.tiny import build_tiny_tokenizer
+
+    tok = build_tiny_tokenizer("bytes")
+    ours, theirs = TextPrompter(tok), TextPrompter(tok, by_tokenizer=True)
+    assert ours.prompt_ids("ab") == [256, 97, 98] and theirs.prompt_ids("ab") == [97, 98]
+    assert text_item(ours, "abc", 2) == {"input_ids": [256, 97, 98], "labels": [-100, 97, 98]}
+    assert text_item(theirs, "abc", 2) == {"input_ids": [97, 98], "labels": [-100, 98]}
+    # knowmem ground truth: conversation + EOS decoded, prompt removed, transformers 4 clean-up
+    assert knowmem_reference(theirs, "Q?\nAnswer: ", "Bob , Ann .") == "Bob, Ann."
