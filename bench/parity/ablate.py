@@ -46,6 +46,7 @@ FLAGS = (
     "decoded_texts",
     "truncates",
     "es_no_match_is_1_over_n",
+    "vocab_dim_1_nll",
     "epsilon",
 )
 COMPARED = {

@@ -52,7 +52,7 @@ RUNS = {
     # -(2/beta) log sigmoid(beta NLL) is ~1e-7 and so is its gradient (saturated, untestable)
     "simnpo": dict(method="SimNPO", method_args={"delta": 3.3}, **_UNLEARN),
     "graddiff": dict(method="GradDiff", **_UNLEARN),
-    # 20 rows at 3 x 2 leave a last accumulation of one micro-batch per epoch (cause 13)
+    # 20 rows at 3 x 2 leave a last accumulation of one micro-batch per epoch (cause 16 of the lab log)
     "simnpo_partial": dict(
         method="SimNPO", method_args={"delta": 3.3}, split="forget50", lr=1e-3, batch=3,
         accumulation=2, epochs=2, warmup_epochs=0.5, weight_decay=0.01,

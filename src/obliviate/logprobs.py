@@ -70,6 +70,23 @@ def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> SequenceLog
     return SequenceLogProbs(token_logp=-nll, mask=mask, targets=targets)
 
 
+def vocab_dim_1_mean_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B,) mean NLL of the labelled tokens, -``sequence_logprobs(...).mean``, computed as
+    open-unlearning's ``evaluate_probability`` does: cross-entropy over the logits laid out
+    (B, V, T-1), the vocabulary on dim 1. Same formula; but PyTorch's CPU float32 log-softmax
+    over a non-last dimension sums the V exponentials in another order, which with SmolLM2's
+    49k vocabulary loses ~1.2e-4 nats of the normaliser per token (the last-dimension kernel:
+    8e-6; docs/metrics.md, "Parity with open-unlearning")."""
+    targets = labels[:, 1:]  # (B, T-1)
+    nll = F.cross_entropy(
+        logits[:, :-1, :].float().transpose(1, 2),  # (B, V, T-1)
+        targets,
+        ignore_index=IGNORE_INDEX,
+        reduction="none",
+    )  # (B, T-1), 0 where ignored
+    return nll.sum(-1) / (targets != IGNORE_INDEX).sum(-1)
+
+
 def answer_window(labels: torch.Tensor) -> int:
     """First position whose logit predicts a labelled token in any row: (first label) - 1."""
     has = labels != IGNORE_INDEX  # (B, T)
@@ -126,10 +143,13 @@ def score_encoded(
     keep_tokens: bool = True,
     desc: str | None = None,
     mask_id: int | None = None,
+    vocab_dim_1: bool = False,
 ) -> list[ScoredAnswer]:
     """Score already-encoded items (``input_ids`` / ``labels``) in length-sorted batches (little
     padding); results come back in the original order. ``desc`` shows a progress bar;
-    ``mask_id`` gives the batches open-unlearning's attention mask (``pad_batch``)."""
+    ``mask_id`` gives the batches open-unlearning's attention mask (``pad_batch``) and
+    ``vocab_dim_1`` its ``avg_loss`` arithmetic (``vocab_dim_1_mean_nll``; the token log-probs
+    stay obliviate's, as open-unlearning's own token-wise metrics compute them)."""
     order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]), reverse=True)
     device = next(model.parameters()).device
     out: list[ScoredAnswer | None] = [None] * len(items)
@@ -138,7 +158,11 @@ def score_encoded(
         idx = order[start : start + batch_size]
         batch = pad_batch([items[i] for i in idx], pad_id, mask_id=mask_id)
         lp, logits = forward_logprobs(model, {k: v.to(device) for k, v in batch.items()})
-        avg, sums = (-lp.mean).tolist(), lp.sum.tolist()
+        mean_nll = -lp.mean
+        if vocab_dim_1:  # the logits kept are the last T' positions: the labels' same window
+            labels = batch["labels"][:, -logits.size(1) :].to(device)
+            mean_nll = vocab_dim_1_mean_nll(logits, labels)
+        avg, sums = mean_nll.tolist(), lp.sum.tolist()
         preds = logits[:, :-1].argmax(-1) if keep_tokens else None  # (B, T'-1)
         for row, i in enumerate(idx):
             m = lp.mask[row]

@@ -50,6 +50,19 @@ class Protocol:
     #: steps per epoch, the leftovers summed into the next epoch's first step (transformers 4.45),
     #: instead of a short step closing each epoch (data/stream.py)
     epochs_as_one_stream: bool = False
+    #: mean answer NLL (the probabilities, truth ratios) by cross-entropy over logits laid out
+    #: (B, V, T), open-unlearning's ``evaluate_probability``: on CPU in float32 that kernel
+    #: loses ~1e-4 nats per token with a 49k vocabulary (obliviate.logprobs.vocab_dim_1_mean_nll)
+    vocab_dim_1_nll: bool = False
+    #: MUSE texts tokenised with the special tokens the tokenizer adds itself
+    #: (``add_special_tokens=True``) instead of an explicit BOS: no BOS where the tokenizer adds
+    #: none (the tiny byte model, SmolLM2); a text with no prefix then leaves its first token
+    #: unlabelled
+    specials_by_tokenizer: bool = False
+    #: MUSE's min-k% and extraction strength skip the last labelled token, as
+    #: open-unlearning's token-wise log-probs do ("the EOS prediction", on MUSE's texts the
+    #: text's last token)
+    drops_last_label: bool = False
     #: added to the denominators of the truth ratio, its closer-to-1 aggregate and the
     #: normalised probability (0 = the exact formulas)
     epsilon: float = 0.0
@@ -71,6 +84,9 @@ NAMED = {
         truncates=False,
         decoded_texts=True,
         es_no_match_is_1_over_n=True,
+        vocab_dim_1_nll=True,
+        specials_by_tokenizer=True,
+        drops_last_label=True,
         epsilon=1e-10,
         warmup_floor=True,
         retain_pairs_global_rng=True,

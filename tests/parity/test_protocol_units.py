@@ -13,6 +13,7 @@ from obliviate.data.collate import PairCollator, pad_batch
 from obliviate.errors import ConfigError
 from obliviate.eval import metrics as M
 from obliviate.eval import ou_metrics as OU
+from obliviate.logprobs import score_encoded, sequence_logprobs, vocab_dim_1_mean_nll
 from obliviate.protocol import Protocol, protocol_from
 from obliviate.training import preflight
 
@@ -138,7 +139,9 @@ def test_epoch_end_mismatch_is_named_only_where_it_happens():
     assert epoch_end_mismatch(ou, 40, 3, 2) is None
     # 20 rows at 3: 7 micro-batches, 3 steps + 1 carried over there, 4 steps here
     msg = epoch_end_mismatch(ou, 20, 3, 2)
-    assert "7 micro-batches" in msg and "takes 3 optimizer steps" in msg and "obliviate takes 4" in msg
+    assert (
+        "7 micro-batches" in msg and "takes 3 optimizer steps" in msg and "obliviate takes 4" in msg
+    )
     assert epoch_end_mismatch(NAMED["obliviate"], 20, 3, 2) is None
 
 
@@ -163,3 +166,62 @@ def test_epoch_stream_is_each_epochs_batches_in_turn():
     assert open_unlearning_steps(7, 2, 2) == 6
     assert open_unlearning_steps(5, 4, 10) == 10
     assert open_unlearning_steps(3, 4, 2) == 2
+
+
+def _exact_mean_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """-(1/T) sum_t log softmax(z_t)[y_{t+1}] over the labelled tokens, in float64."""
+    logp = torch.log_softmax(logits.double(), -1)[:, :-1]  # (B, T-1, V)
+    target, keep = labels[:, 1:], labels[:, 1:] != -100
+    rows = [-logp[b][keep[b]].gather(-1, target[b][keep[b]][:, None]).mean() for b in range(2)]
+    return torch.stack(rows)
+
+
+def test_vocab_dim_1_nll_is_open_unlearnings_float32_arithmetic():
+    """Same formula as obliviate's mean NLL, but with a SmolLM2-sized vocabulary the CPU float32
+    log-softmax over dim 1 of (B, V, T) loses ~5e-5 nats per token against the float64 value,
+    while the last-dimension kernel obliviate uses stays within ~1e-6."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 12, 49152, generator=g) * 3  # (B, T, V)
+    labels = torch.randint(0, 49152, (2, 12), generator=g)
+    labels[:, :4] = -100  # the prompt
+    exact = _exact_mean_nll(logits, labels)
+    ours = -sequence_logprobs(logits, labels).mean
+    theirs = vocab_dim_1_mean_nll(logits, labels)
+    assert torch.allclose(ours.double(), exact, atol=1e-5, rtol=0)
+    assert torch.allclose(theirs.double(), exact, atol=2e-4, rtol=0)  # same quantity...
+    assert ((theirs.double() - exact).abs() > 1e-5).all()  # ...off by the kernel's order
+    # open-unlearning's own expression (evals/metrics/utils.py evaluate_probability)
+    nll = torch.nn.CrossEntropyLoss(ignore_index=-100, reduction="none")(
+        logits[..., :-1, :].contiguous().transpose(-1, -2), labels[..., 1:].contiguous()
+    )
+    assert torch.equal(theirs, nll.sum(-1) / (labels != -100).sum(-1))
+
+
+def test_score_encoded_takes_the_avg_loss_from_the_flag():
+    """Under ``vocab_dim_1`` only ``avg_loss`` changes: the token log-probs (min-k%) stay."""
+    from obliviate.models.tiny import build_tiny_model
+
+    model = build_tiny_model(tokenizer="bytes", init_seed=0).eval()
+    items = [{"input_ids": [1, 2, 3, 4, 5], "labels": [-100, -100, 3, 4, 5]}]
+    plain = score_encoded(model, items, pad_id=0)[0]
+    ou = score_encoded(model, items, pad_id=0, vocab_dim_1=True)[0]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([items[0]["input_ids"]])).logits
+    expected = vocab_dim_1_mean_nll(logits, torch.tensor([items[0]["labels"]]))
+    assert ou.avg_loss == pytest.approx(expected.item(), rel=1e-6)
+    assert torch.equal(ou.token_logp, plain.token_logp)
+
+
+def test_muse_texts_tokenised_as_open_unlearning_does():
+    """The byte tokenizer adds no BOS itself: open-unlearning's texts start without one, and
+    with no prefix the first text token is unlabelled; obliviate puts BOS (256) first."""
+    from obliviate.eval.muse_eval import TextPrompter, knowmem_reference, text_item
+    from obliviate.models.tiny import build_tiny_tokenizer
+
+    tok = build_tiny_tokenizer("bytes")
+    ours, theirs = TextPrompter(tok), TextPrompter(tok, by_tokenizer=True)
+    assert ours.prompt_ids("ab") == [256, 97, 98] and theirs.prompt_ids("ab") == [97, 98]
+    assert text_item(ours, "abc", 2) == {"input_ids": [256, 97, 98], "labels": [-100, 97, 98]}
+    assert text_item(theirs, "abc", 2) == {"input_ids": [97, 98], "labels": [-100, 98]}
+    # knowmem ground truth: conversation + EOS decoded, prompt removed, transformers 4 clean-up
+    assert knowmem_reference(theirs, "Q?\nAnswer: ", "Bob , Ann .") == "Bob, Ann."

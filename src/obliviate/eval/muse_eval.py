@@ -16,15 +16,21 @@ import numpy as np
 import torch
 
 from obliviate.data.corpus import bos_prefix
-from obliviate.data.formatting import IGNORE_INDEX
+from obliviate.data.formatting import IGNORE_INDEX, loaded_pad_id
 from obliviate.eval import metrics as M
 from obliviate.eval import muse_metrics as MM
-from obliviate.eval.scoring import greedy_generate, is_main_process, shard_map
+from obliviate.eval import ou_metrics as OU
+from obliviate.eval.scoring import clean_up_spaces, greedy_generate, is_main_process, shard_map
 from obliviate.eval.tofu_eval import metric
 from obliviate.logprobs import ScoredAnswer, score_encoded
+from obliviate.protocol import Protocol
 
 log = logging.getLogger("obliviate")
 METRIC_VERSION = "obliviate-muse-1"
+
+#: open-unlearning's MUSE batch sizes (its configs/eval/muse_metrics): knowmem generation,
+#: verbmem generation, teacher-forced scoring (extraction strength, min-k%)
+OU_BATCHES = {"knowmem": 16, "verbmem": 8, "scoring": 8}
 
 HEADLINE = (
     ("forget_knowmem_ROUGE", "↓ lower = more forgotten"),
@@ -49,24 +55,40 @@ class MuseSettings:
     generation_batch_size: int = 32
     retain_logs_path: str | None = None
     muse_data: str = "hub"
+    #: eval.protocol: obliviate's batches and token conventions, or open-unlearning's item for
+    #: item (obliviate.protocol; ``protocol`` above is the choice of MUSE metric conventions)
+    parity: Protocol = field(default_factory=Protocol)
     progress: bool = True
     notes: list[str] = field(default_factory=list)
 
 
 class TextPrompter:
     """What ``greedy_generate`` needs of an encoder when there is no chat: the prompt's ids
-    behind BOS, and EOS as the end of an answer."""
+    behind BOS, and EOS as the end of an answer.
 
-    def __init__(self, tokenizer: Any):
+    ``by_tokenizer``: the special tokens the tokenizer adds itself (``add_special_tokens``), as
+    open-unlearning tokenises; a tokenizer that adds no BOS (the tiny byte model's, SmolLM2's)
+    then gets none. ``mask_id``: open-unlearning's attention mask (obliviate.protocol)."""
+
+    def __init__(self, tokenizer: Any, by_tokenizer: bool = False, mask_id: int | None = None):
         self.tokenizer = tokenizer
-        self.prefix = bos_prefix(tokenizer)
+        self.by_tokenizer = by_tokenizer
+        self.mask_id = mask_id
+        self.prefix = self.prompt_ids("") if by_tokenizer else bos_prefix(tokenizer)
         self.eot_id = tokenizer.eos_token_id
 
     def ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
 
     def prompt_ids(self, text: str) -> list[int]:
+        if self.by_tokenizer:
+            return self.tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"]
         return self.prefix + self.ids(text)
+
+    def decoded(self, ids: list[int]) -> str:
+        """Text of ``ids`` as open-unlearning decodes it: special tokens dropped, transformers
+        4's ``clean_up_tokenization_spaces`` applied."""
+        return clean_up_spaces(self.tokenizer.decode(ids, skip_special_tokens=True))
 
 
 def evaluate_muse(
@@ -81,7 +103,9 @@ def evaluate_muse(
     was_training = model.training
     model.eval()
     try:
-        pr = TextPrompter(tokenizer)
+        proto = settings.parity
+        mask_id = proto.mask_id(loaded_pad_id(tokenizer))
+        pr = TextPrompter(tokenizer, proto.specials_by_tokenizer, mask_id)
         rows = capped(data, settings.max_items)
         res = {**knowmem_metrics(model, pr, rows, settings)}
         res.update(verbmem_metrics(model, pr, rows["verbmem"], settings))
@@ -111,15 +135,21 @@ def generate(
     settings: MuseSettings,
     what: str,
 ) -> list[str]:
-    """Greedy continuations (not stripped: stop strings are cut first)."""
+    """Greedy continuations (not stripped: stop strings are cut first). Under
+    open-unlearning's protocol in data order, in its batch size for ``what``, decoded as it
+    decodes (obliviate.protocol: ``generation_per_split``, ``decoded_texts``)."""
+    proto = settings.parity
+    per_split = proto.generation_per_split
     return shard_map(
         lambda part: greedy_generate(
             model,
             pr,  # type: ignore[arg-type]  (duck-typed: prompt_ids, eot_id, tokenizer)
             part,
             max_new,
-            settings.generation_batch_size,
+            OU_BATCHES[what] if per_split else settings.generation_batch_size,
             desc=_desc(settings, what),
+            in_order=per_split,
+            clean_up=proto.decoded_texts,
             strip=False,
         ),
         prompts,
@@ -131,28 +161,53 @@ def knowmem_metrics(
 ) -> dict[str, Any]:
     """forget/retain_knowmem_ROUGE: ROUGE-L F1 of the answer after the split's in-context QA
     pairs, greedy ``knowmem_max_new_tokens`` tokens cut at the first stop string."""
-    prompts, splits = [], ("forget", "retain")
-    for split in splits:
+    prompts: dict[str, list[str]] = {}
+    for split in ("forget", "retain"):
         icl = [(r["question"], r["answer"]) for r in rows[f"{split}_qa_icl"]]
-        prompts += [MM.knowmem_prompt(icl, r["question"]) for r in rows[f"{split}_qa"]]
-    # one pooled pass over both splits: fewer, fuller batches
-    gens = generate(model, pr, prompts, settings.knowmem_max_new_tokens, settings, "knowmem")
+        prompts[split] = [MM.knowmem_prompt(icl, r["question"]) for r in rows[f"{split}_qa"]]
+    gens = knowmem_generations(model, pr, prompts, settings)
     stops = MM.KNOWMEM_STOPS
     if settings.protocol == "open-unlearning":  # it also cuts at the EOS text
         stops = (pr.tokenizer.decode([pr.eot_id]), *stops)
-    out, start = {}, 0
-    for split in splits:
+    out = {}
+    for split, split_prompts in prompts.items():
         qa = rows[f"{split}_qa"]
-        cut = [
-            MM.cut_at_stops(g, stops, strip=settings.protocol == "open-unlearning")
-            for g in gens[start : start + len(qa)]
-        ]
+        strip = settings.protocol == "open-unlearning"
+        cut = [MM.cut_at_stops(g, stops, strip=strip) for g in gens[split]]
         answers = [r["answer"] for r in qa]
+        if settings.parity.decoded_texts:
+            answers = [
+                knowmem_reference(pr, p, a) for p, a in zip(split_prompts, answers, strict=True)
+            ]
         out[f"{split}_knowmem_ROUGE"] = rouge_metric(
             cut, answers, [r["question"] for r in qa], settings
         )
-        start += len(qa)
     return out
+
+
+def knowmem_generations(
+    model: Any, pr: TextPrompter, prompts: dict[str, list[str]], settings: MuseSettings
+) -> dict[str, list[str]]:
+    """Greedy answers per split: one pooled pass over both splits (fewer, fuller batches), or
+    split by split as open-unlearning runs them (``generation_per_split``)."""
+    n_new = settings.knowmem_max_new_tokens
+    if settings.parity.generation_per_split:
+        return {s: generate(model, pr, p, n_new, settings, "knowmem") for s, p in prompts.items()}
+    pooled = generate(
+        model, pr, [p for ps in prompts.values() for p in ps], n_new, settings, "knowmem"
+    )
+    out, start = {}, 0
+    for split, split_prompts in prompts.items():
+        out[split] = pooled[start : start + len(split_prompts)]
+        start += len(split_prompts)
+    return out
+
+
+def knowmem_reference(pr: TextPrompter, prompt: str, answer: str) -> str:
+    """open-unlearning's knowmem ground truth: the whole conversation (prompt + answer + EOS,
+    tokenised together) decoded, the decoded prompt removed, stripped."""
+    full = pr.prompt_ids(prompt + answer) + [pr.eot_id]
+    return pr.decoded(full).replace(pr.decoded(pr.prompt_ids(prompt)), "").strip()
 
 
 def rouge_metric(
@@ -174,16 +229,36 @@ def verbmem_metrics(
     n_new = settings.verbmem_max_new_tokens
     prompts = [r["prompt"] for r in rows]
     gens = generate(model, pr, prompts, n_new, settings, "verbmem")
+    items = [verbmem_item(pr, r, settings.max_length) for r in rows]
+    proto = settings.parity
     if settings.protocol == "paper":
         refs = [paper_reference(pr, r["gt"], n_new) for r in rows]
     else:
         refs = [r["gt"].strip() for r in rows]
+        if proto.decoded_texts:  # the gt's label tokens decoded, the decoded prompt removed
+            refs = [
+                verbmem_reference(pr, it, r["prompt"]) for it, r in zip(items, rows, strict=True)
+            ]
         gens = [g.strip() for g in gens]
     out = {"forget_verbmem_ROUGE": rouge_metric(gens, refs, prompts, settings)}
-    scored = score(model, pr, [verbmem_item(pr, r, settings.max_length) for r in rows], settings)
-    es = [{"score": _num(M.extraction_strength(s.pred_ids, s.label_ids))} for s in scored]
+    strength = OU.extraction_strength if proto.es_no_match_is_1_over_n else M.extraction_strength
+    es = []
+    for s in score(model, pr, items, settings):
+        pred, lab = (
+            (s.pred_ids[:-1], s.label_ids[:-1])
+            if proto.drops_last_label
+            else (s.pred_ids, s.label_ids)
+        )
+        es.append({"score": _num(strength(pred, lab))})
     out["extraction_strength"] = metric(MM.mean([v["score"] for v in es]), es)
     return out
+
+
+def verbmem_reference(pr: TextPrompter, item: dict[str, list[int]], prompt: str) -> str:
+    """open-unlearning's verbmem ground truth: the labelled ``gt`` tokens decoded, any
+    occurrence of the decoded prompt removed, stripped."""
+    gt_ids = [t for t in item["labels"] if t != IGNORE_INDEX]
+    return pr.decoded(gt_ids).replace(pr.decoded(pr.prompt_ids(prompt)), "").strip()
 
 
 def paper_reference(pr: TextPrompter, gt: str, n_new: int) -> str:
@@ -201,9 +276,11 @@ def verbmem_item(pr: TextPrompter, row: dict[str, Any], max_length: int) -> dict
 
 
 def text_item(pr: TextPrompter, text: str, max_length: int) -> dict[str, list[int]]:
-    """BOS + the text's first ``max_length`` tokens, every text token labelled."""
-    ids = pr.ids(text)[:max_length]
-    return {"input_ids": pr.prefix + ids, "labels": [IGNORE_INDEX] * len(pr.prefix) + ids}
+    """The prompter's prefix (BOS) + the text's first ``max_length`` tokens, every text token
+    labelled (with no prefix, the first token predicts nothing and is left unlabelled)."""
+    full = pr.prompt_ids(text)[: len(pr.prefix) + max_length]
+    n_prompt = max(1, len(pr.prefix))
+    return {"input_ids": full, "labels": [IGNORE_INDEX] * n_prompt + full[n_prompt:]}
 
 
 def score(
@@ -211,7 +288,8 @@ def score(
 ) -> list[ScoredAnswer]:
     pad = pr.tokenizer.pad_token_id
     pad = pr.eot_id if pad is None else pad
-    return shard_map(lambda part: score_encoded(model, part, pad, settings.batch_size), items)
+    size = OU_BATCHES["scoring"] if settings.parity.generation_per_split else settings.batch_size
+    return shard_map(lambda part: score_encoded(model, part, pad, size, mask_id=pr.mask_id), items)
 
 
 def privacy_metrics(
@@ -227,7 +305,11 @@ def privacy_metrics(
     for split in ("forget", "holdout"):
         items = [text_item(pr, r["text"], settings.max_length) for r in rows[f"privleak_{split}"]]
         scored = score(model, pr, items, settings)
-        scores[split] = [M.min_k_score(s.token_logp.numpy(), settings.min_k) for s in scored]
+        drop = settings.parity.drops_last_label  # open-unlearning's token-wise log-probs
+        scores[split] = [
+            M.min_k_score((s.token_logp[:-1] if drop else s.token_logp).numpy(), settings.min_k)
+            for s in scored
+        ]
     auc = M.roc_auc(np.array(scores["forget"]), np.array(scores["holdout"]))
     mia = {
         "agg_value": auc,
@@ -263,6 +345,7 @@ def eval_info(settings: MuseSettings, rows: dict[str, list]) -> dict[str, Any]:
     return {
         "metric_version": METRIC_VERSION,
         "protocol": settings.protocol,
+        "eval_protocol": settings.parity.name,
         "rouge_stemmer": settings.protocol == "open-unlearning",
         "data_split": settings.data_split,
         "muse_data": settings.muse_data,

@@ -14,6 +14,7 @@ from obliviate.eval import retain_log as RL
 from obliviate.eval.muse_eval import MuseSettings, evaluate_muse, format_table, summary
 from obliviate.eval.muse_metrics import PROTOCOLS
 from obliviate.eval.suite import SuiteResult, metrics_result
+from obliviate.protocol import OPEN_UNLEARNING, protocol_from
 from obliviate.utils.receipt import rows_sha256
 
 #: evaluation data key -> (MUSE config, split)
@@ -33,6 +34,13 @@ def settings_from_cfg(cfg: DictConfig) -> MuseSettings:
     protocol = str(m.protocol)
     if protocol not in PROTOCOLS:
         raise ConfigError(f"eval.muse.protocol={protocol!r}; use open-unlearning or paper")
+    parity = protocol_from(cfg.eval.get("protocol"), "eval.protocol")
+    if parity.name == OPEN_UNLEARNING and protocol != OPEN_UNLEARNING:
+        raise ConfigError(
+            f"eval.protocol=open-unlearning reproduces open-unlearning's MUSE numbers, which use "
+            f"its metric conventions: drop eval.muse.protocol={protocol} (or set it to "
+            "open-unlearning)"
+        )
     for key in ("knowmem_max_new_tokens", "verbmem_max_new_tokens", "max_length"):
         _whole(f"eval.muse.{key}", m.get(key), 1)
     for key in ("max_items", "batch_size", "generation_batch_size"):
@@ -54,6 +62,7 @@ def settings_from_cfg(cfg: DictConfig) -> MuseSettings:
         generation_batch_size=int(m.get("generation_batch_size") or (128 if gpu else 32)),
         retain_logs_path=cfg.get("retain_logs_path"),
         muse_data=str(m.muse_data),
+        parity=parity,
     )
 
 
@@ -80,7 +89,10 @@ class MuseSuite:
         if log is not None:  # a log that does not fit fails before the model loads
             self.auc_retain = retain_auc(log, s, self.data)
         self.checksums = {k: rows_sha256(v) for k, v in self.data.items()}
-        self.receipt: dict[str, Any] = {"muse_data": source.describe}
+        self.receipt: dict[str, Any] = {
+            "muse_data": source.describe,
+            "eval_protocol": s.parity.name,
+        }
 
     def run(self, model: Any, tokenizer: Any) -> SuiteResult:
         if tokenizer.pad_token is None:  # batching needs one; masks track padding anyway

@@ -35,8 +35,10 @@ def score_answers(
     batch_size: int = 16,
     keep_tokens: bool = True,
     desc: str | None = None,
+    vocab_dim_1: bool = False,
 ) -> list[ScoredAnswer]:
-    """Score each (question, answer) pair under ``model`` by teacher forcing."""
+    """Score each (question, answer) pair under ``model`` by teacher forcing
+    (``vocab_dim_1``: open-unlearning's ``avg_loss`` arithmetic, ``score_encoded``)."""
     items = [encoder.encode(q, a) for q, a in pairs]
     return score_encoded(
         model,
@@ -46,6 +48,7 @@ def score_answers(
         keep_tokens,
         desc,
         mask_id=getattr(encoder, "mask_id", None),  # duck-typed prompters have none
+        vocab_dim_1=vocab_dim_1,
     )
 
 

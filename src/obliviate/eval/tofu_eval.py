@@ -257,7 +257,12 @@ def _score(
     with _timed(settings.timings, "scoring"):
         return shard_map(
             lambda part: score_answers(
-                model, encoder, part, settings.batch_size, desc=_desc(settings, f"scoring {name}")
+                model,
+                encoder,
+                part,
+                settings.batch_size,
+                desc=_desc(settings, f"scoring {name}"),
+                vocab_dim_1=settings.protocol.vocab_dim_1_nll,
             ),
             pairs,
         )
