@@ -26,6 +26,8 @@ TITLES = {
     "items (10 of 40), evaluated on the other 30",
     "quantize": "4-bit quantization: torchao int4 weight-only, symmetric, group size 64 "
     "(every Linear but the LM head), all 40 forget items",
+    "nf4": "4-bit quantization: bitsandbytes NF4 (QLoRA's 4-bit normal-float codebook), block size 64, "
+    "no double quantization (every Linear but the LM head), all 40 forget items",
 }
 
 
@@ -102,10 +104,17 @@ def details(attack: str) -> list[str]:
                 losses = info["losses"]
                 first, last = np.mean(losses[:5]), np.mean(losses[-5:])
                 text = f"mean loss of steps 1-5 {first:.3f} → of the last 5 {last:.3f}"
-            else:
+            elif info["library"] == "torchao":
                 text = (
                     f"{info['library']} {info['library_version']}, {info['quantized_modules']} "
                     f"modules, largest weight change {info['max_change_in_half_steps']:.3f} half-steps"
+                )
+            else:
+                text = (
+                    f"{info['library']} {info['library_version']} {info['scheme']}, "
+                    f"{info['quantized_modules']} modules, largest weight change "
+                    f"{info['max_change_over_block_absmax']:.3f} x block absmax (bound "
+                    f"{info['bound_over_block_absmax']:.3f})"
                 )
             out.append(f"- {model}: {text}; attack {info['attack_seconds']:.0f} s")
     return out
@@ -144,7 +153,7 @@ def main() -> None:
     ]
     if used is not None:
         lines += [f"Forget items trained on by the relearning attack (seed 0): {used}.", ""]
-    for attack in ("relearn", "quantize"):
+    for attack in ("relearn", "quantize", "nf4"):
         lines += table(attack) + [""] + details(attack) + [""]
     (HERE / "README.md").write_text("\n".join(lines))
 

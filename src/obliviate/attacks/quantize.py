@@ -5,16 +5,16 @@ Zhang et al. 2024 ("Catastrophic failure of LLM unlearning via quantization", ar
 rounding them back to a 4-bit grid restores much of the forgotten knowledge.
 
 ``attack=quantize`` quantizes a copy of the model's Linears (every one but the LM head; the head
-and the embeddings stay in full precision, as in bitsandbytes' and the paper's setups) with one
+and the embeddings stay in full precision, as bitsandbytes' 4-bit loading leaves them) with one
 of two libraries, both of which run on a CPU as well as a GPU:
 
 - ``attack.library=torchao`` (default): weight-only integer quantization
   (``IntxWeightOnlyConfig``: round to nearest on a uniform grid, one scale (and zero point if
   asymmetric) per group of ``attack.group_size`` consecutive input weights of a row; the matrix
   products use the dequantized weights). Each weight moves by at most half a step of its grid.
-- ``attack.library=bitsandbytes``: 4-bit NF4 (QLoRA's normal-float codebook, the paper's
-  setting) or FP4, one absmax per block of ``attack.group_size`` weights, optionally with
-  double quantization of the absmax values. bitsandbytes' 4-bit layers dequantize the weights
+- ``attack.library=bitsandbytes``: 4-bit NF4 (QLoRA's normal-float codebook) or FP4, one
+  absmax per block of ``attack.group_size`` weights, optionally with double quantization of the
+  absmax values. bitsandbytes' 4-bit layers dequantize the weights
   to the compute dtype before every product; the attack does that once, writing the
   dequantized weights back in the model's dtype, so the evaluated model computes exactly what a
   ``Linear4bit`` with that compute dtype would. Each weight moves to the nearest codebook value
