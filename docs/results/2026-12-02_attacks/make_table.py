@@ -148,7 +148,10 @@ def main() -> None:
         "same configs and cache markers), run in a second process ahead of the demo; NPO's relearning, "
         "GradAscent's two runs and the retain model's evaluation (forget_quality's reference) "
         "came after the demo's other stages, on a less loaded machine. forget_quality is "
-        "computed against that evaluation.",
+        "computed against that evaluation. The `nf4` runs came later the same day (one after "
+        "the other, `run_attacks.py <model>:nf4`, with three other jobs on the machine) on the "
+        "models of a fresh `obliviate demo` run of the same seed; their unattacked columns equal "
+        "the torchao runs' to the last digit, so the models are the same.",
         "",
     ]
     if used is not None:
