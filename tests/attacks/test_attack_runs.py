@@ -135,6 +135,27 @@ def test_quantize_evaluates_a_4bit_copy_and_records_the_library(model_dir, tmp_p
     assert read(out / "TOFU_SUMMARY.json")["attack/quantize"] == s
 
 
+def test_quantize_with_bitsandbytes_nf4_records_its_scheme_and_bound(model_dir, tmp_path):
+    files = snapshot(model_dir)
+    out = run_eval_command(
+        model_dir, tmp_path / "nf4", "attack=quantize", "attack.library=bitsandbytes",
+        "attack.group_size=32",
+    )  # fmt: skip
+    assert snapshot(model_dir) == files
+    rep = read(out / "ATTACK_quantize.json")
+    info = rep["info"]
+    assert (info["library"], info["scheme"], info["bits"], info["group_size"]) == (
+        "bitsandbytes", "nf4", 4, 32
+    )  # fmt: skip
+    assert info["library_version"] and info["quantized_modules"] == 14
+    # NF4's widest gap is between -1 and -0.6962: a weight moves by at most 0.152 x absmax
+    assert info["bound_over_block_absmax"] == pytest.approx((1 - 0.6961928) / 2)
+    assert 0.05 < info["max_change_over_block_absmax"] <= info["bound_over_block_absmax"]
+    s = rep["summary"]
+    assert s["forget_Q_A_Prob_after"] != s["forget_Q_A_Prob_before"]
+    assert read(out / "TOFU_SUMMARY.json")["attack/quantize"] == s
+
+
 def test_rephrase_scores_every_variant_and_reports_the_largest(model_dir, tmp_path):
     out = run_eval_command(model_dir, tmp_path / "r", "attack=rephrase")
     rep = read(out / "ATTACK_rephrase.json")
@@ -163,6 +184,11 @@ def test_rephrase_scores_every_variant_and_reports_the_largest(model_dir, tmp_pa
     "override, message",
     [
         ("attack=quantize attack.bits=3", "attack.bits=3; use 4 or 8"),
+        ("attack=quantize attack.library=gptq", "attack.library=gptq; use one of torchao"),
+        ("attack=quantize attack.library=bitsandbytes attack.bits=8", "use attack.library=torchao"),
+        ("attack=quantize attack.scheme=nf4", "attack.scheme=nf4 is not a torchao scheme"),
+        ("attack=quantize attack.library=bitsandbytes attack.group_size=48", "block size is one"),
+        ("attack=quantize attack.double_quant=true", "only with attack.library=bitsandbytes"),
         ("attack=relern", "attack=relern is not a known attack \\(did you mean relearn\\?\\)"),
         ("attack=relearn attack.fraction=1.0", "attack.fraction=1.0 must be in"),
         ("attack=relearn attack.data=/no/such.jsonl", "attack.data='/no/such.jsonl' is neither"),

@@ -26,6 +26,8 @@ TITLES = {
     "items (10 of 40), evaluated on the other 30",
     "quantize": "4-bit quantization: torchao int4 weight-only, symmetric, group size 64 "
     "(every Linear but the LM head), all 40 forget items",
+    "nf4": "4-bit quantization: bitsandbytes NF4 (QLoRA's 4-bit normal-float codebook), block size 64, "
+    "no double quantization (every Linear but the LM head), all 40 forget items",
 }
 
 
@@ -102,10 +104,17 @@ def details(attack: str) -> list[str]:
                 losses = info["losses"]
                 first, last = np.mean(losses[:5]), np.mean(losses[-5:])
                 text = f"mean loss of steps 1-5 {first:.3f} → of the last 5 {last:.3f}"
-            else:
+            elif info["library"] == "torchao":
                 text = (
                     f"{info['library']} {info['library_version']}, {info['quantized_modules']} "
                     f"modules, largest weight change {info['max_change_in_half_steps']:.3f} half-steps"
+                )
+            else:
+                text = (
+                    f"{info['library']} {info['library_version']} {info['scheme']}, "
+                    f"{info['quantized_modules']} modules, largest weight change "
+                    f"{info['max_change_over_block_absmax']:.3f} x block absmax (bound "
+                    f"{info['bound_over_block_absmax']:.3f})"
                 )
             out.append(f"- {model}: {text}; attack {info['attack_seconds']:.0f} s")
     return out
@@ -139,12 +148,15 @@ def main() -> None:
         "same configs and cache markers), run in a second process ahead of the demo; NPO's relearning, "
         "GradAscent's two runs and the retain model's evaluation (forget_quality's reference) "
         "came after the demo's other stages, on a less loaded machine. forget_quality is "
-        "computed against that evaluation.",
+        "computed against that evaluation. The `nf4` runs came later the same day (one after "
+        "the other, `run_attacks.py <model>:nf4`, with three other jobs on the machine) on the "
+        "models of a fresh `obliviate demo` run of the same seed; their unattacked columns equal "
+        "the torchao runs' to the last digit, so the models are the same.",
         "",
     ]
     if used is not None:
         lines += [f"Forget items trained on by the relearning attack (seed 0): {used}.", ""]
-    for attack in ("relearn", "quantize"):
+    for attack in ("relearn", "quantize", "nf4"):
         lines += table(attack) + [""] + details(attack) + [""]
     (HERE / "README.md").write_text("\n".join(lines))
 
