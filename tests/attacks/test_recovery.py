@@ -37,9 +37,9 @@ def test_target_levels_average_only_the_items_the_attack_evaluated(tmp_path):
     }
     path = tmp_path / "TOFU_EVAL.json"
     path.write_text(json.dumps(log))
-    levels, kept = target_levels(path, 4, excluded=[1])
-    assert kept == [0, 2, 3]
+    counts = {"forget_Q_A_Prob": 4, "forget_Q_A_ROUGE": 4}
+    levels = target_levels(path, counts, excluded=[1])
     assert levels["forget_Q_A_Prob"] == pytest.approx((0.9 + 0.7 + 0.5) / 3)
     assert levels["forget_Q_A_ROUGE"] == pytest.approx((1.0 + 0.5 + 0.25) / 3)
-    with pytest.raises(ConfigError, match="has 4 items for forget_Q_A_Prob.*5 forget items"):
-        target_levels(path, 5)
+    with pytest.raises(ConfigError, match="has 4 items for forget_Q_A_Prob, this evaluation has 5"):
+        target_levels(path, {"forget_Q_A_Prob": 5})

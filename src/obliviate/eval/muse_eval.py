@@ -20,6 +20,7 @@ from obliviate.data.formatting import IGNORE_INDEX
 from obliviate.eval import metrics as M
 from obliviate.eval import muse_metrics as MM
 from obliviate.eval.scoring import greedy_generate, is_main_process, shard_map
+from obliviate.eval.suite import without_items
 from obliviate.eval.tofu_eval import metric
 from obliviate.logprobs import ScoredAnswer, score_encoded
 
@@ -49,6 +50,9 @@ class MuseSettings:
     generation_batch_size: int = 32
     retain_logs_path: str | None = None
     muse_data: str = "hub"
+    #: verbmem items (numbered after max_items) left out of verbmem and extraction strength:
+    #: the ones a relearning attack trained on (eval.muse.exclude_forget_indices)
+    exclude_forget: tuple[int, ...] = ()
     progress: bool = True
     notes: list[str] = field(default_factory=list)
 
@@ -82,7 +86,8 @@ def evaluate_muse(
     model.eval()
     try:
         pr = TextPrompter(tokenizer)
-        rows = capped(data, settings.max_items)
+        rows = dict(capped(data, settings.max_items))  # a copy: the suite's data stays whole
+        rows["verbmem"] = without_items(rows["verbmem"], settings.exclude_forget)
         res = {**knowmem_metrics(model, pr, rows, settings)}
         res.update(verbmem_metrics(model, pr, rows["verbmem"], settings))
         res.update(privacy_metrics(model, pr, rows, settings, auc_retain))
@@ -273,6 +278,12 @@ def eval_info(settings: MuseSettings, rows: dict[str, list]) -> dict[str, Any]:
         "stop_strings": list(MM.KNOWMEM_STOPS),
         "n_per_split": {k: len(v) for k, v in rows.items()},
         "notes": settings.notes,
+        # the verbmem / extraction strength entries are then numbered 0.. over the items kept
+        **(
+            {"excluded_forget_indices": sorted(settings.exclude_forget)}
+            if settings.exclude_forget
+            else {}
+        ),
     }
 
 
