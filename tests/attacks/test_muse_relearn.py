@@ -204,6 +204,12 @@ def test_bad_muse_relearn_settings_fail_in_one_line_before_the_model_loads(model
     tofu_eval.write_text(json.dumps({"forget_Q_A_Prob": {}, "forget_Q_A_ROUGE": {}}))
     with pytest.raises(ConfigError, match="is a tofu evaluation but eval=tofu is not selected"):
         build_attack(muse_cfg(model_dir, f"attack.target_eval={tofu_eval}"))
+    # an attack run's own "before" has left items out: the target's level would not match
+    partial = tmp_path / "MUSE_EVAL.json"
+    partial.write_text(json.dumps({"forget_verbmem_ROUGE": {}, "forget_knowmem_ROUGE": {},
+                                   "eval_info": {"excluded_forget_indices": [3]}}))  # fmt: skip
+    with pytest.raises(ConfigError, match=r"left out forget items \[3\]; pass a plain evaluation"):
+        build_attack(muse_cfg(model_dir, f"attack.target_eval={partial}"))
 
 
 def test_quantize_and_a_text_file_work_under_muse(model_dir, tmp_path):

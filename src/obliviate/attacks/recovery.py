@@ -91,7 +91,9 @@ def item_mean(metric_entry: dict[str, Any], field: str, indices: Iterable[int]) 
 
 def benchmark_of(path: str | Path) -> str:
     """Which benchmark an evaluation file (``attack.target_eval``) holds: the one whose
-    recovered metrics are all in it."""
+    recovered metrics are all in it. The file must score every item (the attack picks the
+    target's items to match its own), so one that left items out is refused here, before any
+    model is loaded."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(
@@ -104,6 +106,12 @@ def benchmark_of(path: str | Path) -> str:
         raise ConfigError(f"attack.target_eval={str(path)!r} is not JSON ({e.msg})") from e
     for bench, (_, metrics) in RECOVERY.items():
         if isinstance(res, dict) and all(m.name in res for m in metrics):
+            left_out = (res.get("eval_info") or {}).get("excluded_forget_indices")
+            if left_out:  # e.g. the "before" of the target's own relearning run
+                raise ConfigError(
+                    f"attack.target_eval={str(path)!r} left out forget items {left_out}; pass a "
+                    "plain evaluation of the target (no attack), which scores every item"
+                )
             return bench
     raise ConfigError(
         f"attack.target_eval={str(path)!r} is neither a TOFU_EVAL.json nor a MUSE_EVAL.json; "
