@@ -73,6 +73,11 @@ def run_one(name: str) -> None:
             run_eval(compose("eval", [*ov, "overwrite=true"]))
         print(f"== {name} done in {time.perf_counter() - t0:.0f} s", flush=True)
     shutil.copy(report, HERE / f"{name}.relearn.json")
+    # the per-item results, unattacked and attacked (generations and ROUGE of every item)
+    shutil.copy(OUT / name / "MUSE_EVAL.json", HERE / f"{name}.before.MUSE_EVAL.json")
+    shutil.copy(
+        OUT / name / "attack_relearn" / "MUSE_EVAL.json", HERE / f"{name}.after.MUSE_EVAL.json"
+    )
 
 
 def main(names: list[str]) -> None:
