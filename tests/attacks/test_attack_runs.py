@@ -15,7 +15,7 @@ from scipy.stats import ks_2samp
 
 from conftest import compose_config, snapshot
 from obliviate.attacks.base import build_attack
-from obliviate.attacks.relearn import sample_indices
+from obliviate.attacks.relearn_data import sample_indices
 from obliviate.demo.report import build_report, figure, load_row, markdown
 from obliviate.errors import ConfigError
 from obliviate.models.loading import load_model, load_tokenizer
@@ -192,7 +192,7 @@ def test_rephrase_scores_every_variant_and_reports_the_largest(model_dir, tmp_pa
         ("attack=relern", "attack=relern is not a known attack \\(did you mean relearn\\?\\)"),
         ("attack=relearn attack.fraction=1.0", "attack.fraction=1.0 must be in"),
         ("attack=relearn attack.data=/no/such.jsonl", "attack.data='/no/such.jsonl' is neither"),
-        ("attack=relearn ~eval.suites.tofu", "attack.data=forget_sample draws from TOFU's splits"),
+        ("attack=relearn ~eval.suites.tofu", "forget_sample draws from TOFU.s or MUSE.s splits"),
         ("attack=rephrase attack.variants=[nope]", "attack.variants=\\['nope'\\]"),
     ],
 )

@@ -8,7 +8,8 @@ import copy
 import pytest
 import torch
 
-from obliviate.attacks.relearn import batch_plan, finetune, relearn_loss, sample_indices
+from obliviate.attacks.relearn import batch_plan, finetune, relearn_loss
+from obliviate.attacks.relearn_data import sample_indices
 from obliviate.data.collate import pad_batch
 from obliviate.models.tiny import BYTE_EOT_ID, BYTE_PAD_ID, build_tiny_model
 

@@ -18,7 +18,13 @@ from typing import Any, ClassVar
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from obliviate.attacks.recovery import RECOVERY_METRICS, recovered_share, target_levels
+from obliviate.attacks.recovery import (
+    RECOVERY,
+    RECOVERY_METRICS,
+    benchmark_of,
+    recovered_share,
+    target_levels,
+)
 from obliviate.errors import ConfigError
 from obliviate.utils.io import atomic_write_json
 
@@ -61,12 +67,16 @@ class Attack:
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
         self.seed = int(cfg.attack.get("seed") if cfg.attack.get("seed") is not None else cfg.seed)
+        self.benchmark: str | None = None  # where the forget items it trains on come from
         self.target_eval = cfg.attack.get("target_eval")
-        if self.target_eval and not Path(str(self.target_eval)).is_file():
-            raise ConfigError(
-                f"attack.target_eval={self.target_eval!r} does not exist; pass the target model's "
-                "TOFU_EVAL.json (or null)"
-            )
+        self.target_benchmark = None
+        if self.target_eval:
+            self.target_benchmark = benchmark_of(str(self.target_eval))
+            if self.target_benchmark not in ((cfg.get("eval") or {}).get("suites") or {}):
+                raise ConfigError(
+                    f"attack.target_eval={self.target_eval!r} is a {self.target_benchmark} "
+                    f"evaluation but eval={self.target_benchmark} is not selected; add it to eval"
+                )
 
     def excluded_forget_indices(self) -> list[int]:
         """Forget items the attack uses itself, so no reported metric may count them."""
@@ -90,11 +100,19 @@ class Attack:
         }
 
     def target(self, out: Path) -> dict[str, float]:
-        """The target's levels on the evaluated forget items (empty without attack.target_eval)."""
+        """The target's levels on the evaluated forget items of the benchmark of
+        ``attack.target_eval`` (empty without one)."""
         if not self.target_eval:
             return {}
-        n = evaluated_forget_items(out) + len(self.excluded_forget_indices())
-        return target_levels(str(self.target_eval), n, self.excluded_forget_indices())[0]
+        bench = str(self.target_benchmark)
+        file, metrics = RECOVERY[bench]
+        ours = json.loads((out / file).read_text())
+        excluded = self.excluded_forget_indices() if self.benchmark == bench else []
+        counts = {
+            m.name: int(ours[m.name]["n"]) + (len(excluded) if m.on_trained_items else 0)
+            for m in metrics
+        }
+        return target_levels(str(self.target_eval), counts, excluded)
 
 
 class ModelAttack(Attack):
@@ -128,13 +146,14 @@ def compare(
     after: dict[str, dict[str, Any]],
     target: dict[str, float],
 ) -> dict[str, Any]:
-    """before, after, the recovery of the forget-side metrics and the flat summary."""
+    """before, after, the recovery of the forget-side metrics and the flat summary (TOFU's
+    keys bare, every other suite's prefixed with its name, as ``muse/forget_verbmem_ROUGE``)."""
     recovery = {}
-    tofu_b, tofu_a = before.get("tofu") or {}, after.get("tofu") or {}
-    for metric in RECOVERY_METRICS:
-        if metric in tofu_b:
-            b, a, t = tofu_b[metric], tofu_a.get(metric), target.get(metric)
-            recovery[metric] = {
+    for name, (suite, _) in RECOVERY_METRICS.items():
+        b_suite = before.get(suite) or {}
+        if name in b_suite:
+            b, a, t = b_suite[name], (after.get(suite) or {}).get(name), target.get(name)
+            recovery[name] = {
                 "before": b,
                 "after": a,
                 "target": t,
@@ -143,26 +162,18 @@ def compare(
     summary: dict[str, Any] = {}
     for suite, values in before.items():
         keys = TOFU_SUMMARY_KEYS if suite == "tofu" else tuple(values)
-        prefix = "" if suite == "tofu" else f"{suite}/"
         for key in keys:
             if key in values:
-                summary[f"{prefix}{key}_before"] = values[key]
-                summary[f"{prefix}{key}_after"] = (after.get(suite) or {}).get(key)
-    for metric, r in recovery.items():
+                summary[f"{_prefix(suite)}{key}_before"] = values[key]
+                summary[f"{_prefix(suite)}{key}_after"] = (after.get(suite) or {}).get(key)
+    for name, r in recovery.items():
         if r["recovered_share"] is not None:
-            summary[f"{metric}_recovered"] = r["recovered_share"]
+            summary[f"{_prefix(RECOVERY_METRICS[name][0])}{name}_recovered"] = r["recovered_share"]
     return {"before": before, "after": after, "recovery": recovery, "summary": summary}
 
 
-def evaluated_forget_items(out: Path) -> int:
-    """How many forget items the TOFU evaluation in ``out`` scored."""
-    path = out / "TOFU_EVAL.json"
-    if not path.is_file():
-        raise ConfigError(
-            "attack.target_eval needs the TOFU suite (eval=tofu): recovery is measured on its "
-            "forget_Q_A_Prob and forget_Q_A_ROUGE"
-        )
-    return int(json.loads(path.read_text())["forget_Q_A_Prob"]["n"])
+def _prefix(suite: str) -> str:
+    return "" if suite == "tofu" else f"{suite}/"
 
 
 def forget_truth_ratios(folder: Path) -> list[float | None] | None:

@@ -1,6 +1,7 @@
 """How much of the forgotten knowledge an attack brought back: pure formulas.
 
-For a forget-side metric m where higher means "remembers more" (forget_Q_A_Prob, ROUGE-L):
+For a forget-side metric m where higher means "remembers more" (TOFU's forget_Q_A_Prob and
+forget_Q_A_ROUGE, MUSE's forget_verbmem_ROUGE and forget_knowmem_ROUGE):
 
     recovered_share = (m_after - m_before) / (m_target - m_before)
 
@@ -15,17 +16,48 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from obliviate.errors import ConfigError
 
 MIN_GAP = 1e-3
-#: the forget-side metrics whose recovery is reported, and the per-item field of TOFU_EVAL.json
-#: holding each item's value (to compute the target's level on exactly the evaluated items)
-RECOVERY_METRICS: dict[str, str] = {
-    "forget_Q_A_Prob": "prob",
-    "forget_Q_A_ROUGE": "rougeL_recall",
+
+
+@dataclass(frozen=True)
+class RecoveryMetric:
+    """A forget-side metric whose recovery is reported."""
+
+    name: str  # its key in <BENCHMARK>_EVAL.json and in the suite's summary
+    field: str  # the per-item field holding each item's value
+    #: computed on the forget items a relearning attack may train on, which are then left out
+    #: of it (so the target's level is averaged without them too)
+    on_trained_items: bool
+
+
+#: per benchmark (the suite's name): its evaluation file and its recovered metrics
+RECOVERY: dict[str, tuple[str, tuple[RecoveryMetric, ...]]] = {
+    "tofu": (
+        "TOFU_EVAL.json",
+        (
+            RecoveryMetric("forget_Q_A_Prob", "prob", True),
+            RecoveryMetric("forget_Q_A_ROUGE", "rougeL_recall", True),
+        ),
+    ),
+    # verbmem is computed on the verbmem items relearning trains on; knowmem on QA pairs that
+    # are never trained on, so it keeps all its items (docs/attacks.md, "MUSE")
+    "muse": (
+        "MUSE_EVAL.json",
+        (
+            RecoveryMetric("forget_verbmem_ROUGE", "rougeL_f1", True),
+            RecoveryMetric("forget_knowmem_ROUGE", "rougeL_f1", False),
+        ),
+    ),
+}
+#: metric name -> (benchmark, metric)
+RECOVERY_METRICS: dict[str, tuple[str, RecoveryMetric]] = {
+    m.name: (bench, m) for bench, (_, metrics) in RECOVERY.items() for m in metrics
 }
 
 
@@ -43,7 +75,8 @@ def recovered_share(
 
 
 def item_mean(metric_entry: dict[str, Any], field: str, indices: Iterable[int]) -> float:
-    """Mean of ``value_by_index[i][field]`` over ``indices`` (a TOFU_EVAL.json metric entry)."""
+    """Mean of ``value_by_index[i][field]`` over ``indices`` (a metric entry of an evaluation
+    file)."""
     by_index = metric_entry.get("value_by_index") or {}
     values = []
     for i in indices:
@@ -56,33 +89,60 @@ def item_mean(metric_entry: dict[str, Any], field: str, indices: Iterable[int]) 
     return sum(values) / len(values)
 
 
-def target_levels(
-    path: str | Path, n_items: int, excluded: Iterable[int] = ()
-) -> tuple[dict[str, float], list[int]]:
-    """The target's forget-side levels from its TOFU_EVAL.json, averaged over the same items
-    the attack evaluated: the first ``n_items`` forget items minus ``excluded`` (the relearning
-    sample). Returns (metric -> level, the item indices used)."""
+def benchmark_of(path: str | Path) -> str:
+    """Which benchmark an evaluation file (``attack.target_eval``) holds: the one whose
+    recovered metrics are all in it. The file must score every item (the attack picks the
+    target's items to match its own), so one that left items out is refused here, before any
+    model is loaded."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(
-            f"attack.target_eval={str(path)!r} does not exist; pass the target model's TOFU_EVAL.json"
+            f"attack.target_eval={str(path)!r} does not exist; pass the target model's "
+            "TOFU_EVAL.json or MUSE_EVAL.json (or null)"
         )
+    try:
+        res = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"attack.target_eval={str(path)!r} is not JSON ({e.msg})") from e
+    for bench, (_, metrics) in RECOVERY.items():
+        if isinstance(res, dict) and all(m.name in res for m in metrics):
+            left_out = (res.get("eval_info") or {}).get("excluded_forget_indices")
+            if left_out:  # e.g. the "before" of the target's own relearning run
+                raise ConfigError(
+                    f"attack.target_eval={str(path)!r} left out forget items {left_out}; pass a "
+                    "plain evaluation of the target (no attack), which scores every item"
+                )
+            return bench
+    raise ConfigError(
+        f"attack.target_eval={str(path)!r} is neither a TOFU_EVAL.json nor a MUSE_EVAL.json; "
+        "pass the target model's evaluation file"
+    )
+
+
+def target_levels(
+    path: str | Path, counts: dict[str, int], excluded: Iterable[int] = ()
+) -> dict[str, float]:
+    """The target's level of each metric in ``counts`` from its evaluation file, averaged over
+    the items this evaluation scored: the first ``counts[metric]`` items (the excluded ones
+    included), minus ``excluded`` (the relearning sample) for metrics computed on trained
+    items."""
+    path = Path(path)
     res = json.loads(path.read_text())
     drop = set(excluded)
-    kept = [i for i in range(n_items) if i not in drop]
     levels = {}
-    for metric, field in RECOVERY_METRICS.items():
-        entry = res.get(metric) or {}
-        n = entry.get("n")
-        if n != n_items:
+    for name, n_items in counts.items():
+        metric = RECOVERY_METRICS[name][1]
+        entry = res.get(name) or {}
+        if entry.get("n") != n_items:
             raise ConfigError(
-                f"attack.target_eval={str(path)!r} has {n} items for {metric}, this evaluation has "
-                f"{n_items} forget items; evaluate the target with the same split and eval.max_items"
+                f"attack.target_eval={str(path)!r} has {entry.get('n')} items for {name}, this "
+                f"evaluation has {n_items}; evaluate the target with the same split and item caps"
             )
+        kept = [i for i in range(n_items) if not (metric.on_trained_items and i in drop)]
         try:
-            levels[metric] = item_mean(entry, field, kept)
+            levels[name] = item_mean(entry, metric.field, kept)
         except (KeyError, ValueError) as e:
             raise ConfigError(
-                f"attack.target_eval={str(path)!r}: per-item {metric} {field} missing for item {e}"
+                f"attack.target_eval={str(path)!r}: per-item {name} {metric.field} missing for item {e}"
             ) from e
-    return levels, kept
+    return levels

@@ -6,39 +6,30 @@ sample. ``attack=relearn`` finetunes a COPY of the model in memory (the saved ru
 touched) for ``attack.steps`` AdamW steps of ``attack.batch_size`` items at ``attack.lr`` on
 ``attack.data``:
 
-- ``forget_sample``: a seeded ``attack.fraction`` of the evaluated forget items; those items are
-  then excluded from every reported forget-side metric (before and after alike), so what is
-  measured is knowledge that came back without being shown again;
-- ``retain``: the retain split's QA pairs (``retain_split``);
+- ``forget_sample``: a seeded ``attack.fraction`` of the evaluated forget items (TOFU's QA
+  pairs, or MUSE's verbmem items as text); those items are then excluded from the benchmark's
+  metrics computed on them (before and after alike), so what is measured is knowledge that
+  came back without being shown again;
+- ``retain``: the retain split (TOFU's QA pairs, MUSE's retain articles);
 - a path to a JSON-lines file of ``{"question", "answer"}`` rows (loss on the answer) or
   ``{"text"}`` rows (loss on every token): unrelated data.
+
+:mod:`obliviate.attacks.relearn_data` loads each kind and turns it into training items.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import random
-from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
 from obliviate.attacks.base import ModelAttack
-from obliviate.data import tofu
+from obliviate.attacks.relearn_data import load_relearn_data, training_items
 from obliviate.data.collate import pad_batch
-from obliviate.data.formatting import ChatFormat, QAEncoder, prepare_tokenizer
 from obliviate.errors import ConfigError
 from obliviate.logprobs import forward_logprobs
-
-DATA_KINDS = ("forget_sample", "retain")
-
-
-def sample_indices(n: int, fraction: float, seed: int) -> list[int]:
-    """A seeded ``fraction`` of ``range(n)`` (at least one item), sorted."""
-    k = max(1, round(fraction * n))
-    return sorted(random.Random(seed).sample(range(n), k))
 
 
 def batch_plan(n: int, steps: int, batch_size: int, seed: int) -> list[list[int]]:
@@ -98,95 +89,28 @@ class RelearnAttack(ModelAttack):
         self.lr = _positive("attack.lr", a.get("lr"))
         self.fraction = float(a.get("fraction") or 0)
         self.data = str(a.get("data"))
-        self.used: list[int] = []  # forget items trained on (forget_sample)
-        self.rows = self._load_rows(cfg)
-
-    def _load_rows(self, cfg: DictConfig) -> list[dict[str, Any]]:
-        if self.data in DATA_KINDS and "tofu" not in ((cfg.get("eval") or {}).get("suites") or {}):
-            raise ConfigError(
-                f"attack.data={self.data} draws from TOFU's splits, but eval=tofu is not selected; "
-                "add it (eval=[tofu,...]) or pass a JSON-lines file as attack.data"
-            )
-        if self.data == "forget_sample":
-            if not 0 < self.fraction < 1:
-                raise ConfigError(
-                    f"attack.fraction={self.fraction} must be in (0, 1): the share of forget items "
-                    "trained on; the others are evaluated"
-                )
-            source = tofu.TofuSource.from_config(cfg)
-            forget = source.load(f"{cfg.forget_split}_perturbed")
-            cap = (cfg.get("eval") or {}).get("max_items")
-            forget = forget[:cap] if cap else forget
-            self.used = sample_indices(len(forget), self.fraction, self.seed)
-            if len(self.used) >= len(forget):
-                raise ConfigError(
-                    f"attack.fraction={self.fraction} of {len(forget)} forget items leaves none to "
-                    "evaluate; lower it or evaluate more items (eval.max_items)"
-                )
-            return [forget[i] for i in self.used]
-        if self.data == "retain":
-            return tofu.TofuSource.from_config(cfg).load(str(cfg.retain_split))
-        return read_rows(self.data)
+        self.source = load_relearn_data(cfg, self.data, self.fraction, self.seed)
+        self.benchmark = self.source.benchmark
 
     def excluded_forget_indices(self) -> list[int]:
-        return list(self.used)
+        return list(self.source.used)
 
     def apply(self, model: torch.nn.Module, tokenizer: Any) -> tuple[torch.nn.Module, dict]:
-        fmt = ChatFormat.from_config(self.cfg.model.template)
-        encoder = QAEncoder(prepare_tokenizer(tokenizer, fmt), fmt, int(self.cfg.data.max_length))
-        items = [encode_row(encoder, r) for r in self.rows]
+        items, owners, pad_id = training_items(self.source, tokenizer, self.cfg)
         plan = batch_plan(len(items), self.steps, self.batch_size, self.seed)
-        losses = finetune(model, items, plan, self.lr, encoder.tokenizer.pad_token_id)
-        # batches in the data's own numbering: forget item indices for forget_sample
-        ids = self.used if self.used else list(range(len(items)))
+        losses = finetune(model, items, plan, self.lr, pad_id)
+        # batches in the data's own numbering: forget item indices for forget_sample, else the
+        # row (TOFU, a file) or chunk (MUSE retain) indices
+        used = self.source.used
+        ids = [used[k] for k in owners] if used else owners
         return model, {
             "data": self.data,
-            "n_rows": len(items),
+            "benchmark": self.benchmark,
+            "n_rows": len(self.source.rows),
+            "n_items": len(items),
             "losses": losses,
             "batches": [[ids[i] for i in b] for b in plan],
         }
-
-
-def encode_row(encoder: QAEncoder, row: dict[str, Any]) -> dict[str, list[int]]:
-    """A QA row: the answer is the target; a text row: every token is."""
-    if "question" in row:
-        return encoder.encode(row["question"], row["answer"])
-    ids = encoder.tokenizer(row["text"], add_special_tokens=False)["input_ids"][
-        : encoder.max_length
-    ]
-    return {"input_ids": ids, "labels": list(ids)}
-
-
-def read_rows(path: str) -> list[dict[str, Any]]:
-    """Rows of a JSON-lines (or JSON list) file of QA pairs or texts, checked."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise ConfigError(
-            f"attack.data={path!r} is neither {' nor '.join(DATA_KINDS)} nor a file; pass a JSON-lines "
-            'file of {"question", "answer"} or {"text"} rows'
-        )
-    text = p.read_text(encoding="utf-8").strip()
-    try:
-        rows = (
-            json.loads(text)
-            if text.startswith("[")
-            else [json.loads(x) for x in text.splitlines() if x.strip()]
-        )
-    except json.JSONDecodeError as e:
-        raise ConfigError(
-            f"attack.data={path!r} is not JSON lines ({e.msg}, line {e.lineno})"
-        ) from e
-    for i, r in enumerate(rows):
-        ok = isinstance(r, dict) and (
-            ("question" in r and "answer" in r) or isinstance(r.get("text"), str)
-        )
-        if not ok:
-            raise ConfigError(
-                f"attack.data={path!r} row {i} has neither question+answer nor text; fix the file"
-            )
-    if not rows:
-        raise ConfigError(f"attack.data={path!r} is empty")
-    return rows
 
 
 def _whole(key: str, value: Any) -> int:

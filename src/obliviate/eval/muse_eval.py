@@ -21,6 +21,7 @@ from obliviate.eval import metrics as M
 from obliviate.eval import muse_metrics as MM
 from obliviate.eval import ou_metrics as OU
 from obliviate.eval.scoring import clean_up_spaces, greedy_generate, is_main_process, shard_map
+from obliviate.eval.suite import without_items
 from obliviate.eval.tofu_eval import metric
 from obliviate.logprobs import ScoredAnswer, score_encoded
 from obliviate.protocol import Protocol
@@ -58,6 +59,9 @@ class MuseSettings:
     #: eval.protocol: obliviate's batches and token conventions, or open-unlearning's item for
     #: item (obliviate.protocol; ``protocol`` above is the choice of MUSE metric conventions)
     parity: Protocol = field(default_factory=Protocol)
+    #: verbmem items (numbered after max_items) left out of verbmem and extraction strength:
+    #: the ones a relearning attack trained on (eval.muse.exclude_forget_indices)
+    exclude_forget: tuple[int, ...] = ()
     progress: bool = True
     notes: list[str] = field(default_factory=list)
 
@@ -106,7 +110,8 @@ def evaluate_muse(
         proto = settings.parity
         mask_id = proto.mask_id(loaded_pad_id(tokenizer))
         pr = TextPrompter(tokenizer, proto.specials_by_tokenizer, mask_id)
-        rows = capped(data, settings.max_items)
+        rows = dict(capped(data, settings.max_items))  # a copy: the suite's data stays whole
+        rows["verbmem"] = without_items(rows["verbmem"], settings.exclude_forget)
         res = {**knowmem_metrics(model, pr, rows, settings)}
         res.update(verbmem_metrics(model, pr, rows["verbmem"], settings))
         res.update(privacy_metrics(model, pr, rows, settings, auc_retain))
@@ -356,6 +361,12 @@ def eval_info(settings: MuseSettings, rows: dict[str, list]) -> dict[str, Any]:
         "stop_strings": list(MM.KNOWMEM_STOPS),
         "n_per_split": {k: len(v) for k, v in rows.items()},
         "notes": settings.notes,
+        # the verbmem / extraction strength entries are then numbered 0.. over the items kept
+        **(
+            {"excluded_forget_indices": sorted(settings.exclude_forget)}
+            if settings.exclude_forget
+            else {}
+        ),
     }
 
 

@@ -13,7 +13,7 @@ from obliviate.errors import ConfigError
 from obliviate.eval import retain_log as RL
 from obliviate.eval.muse_eval import MuseSettings, evaluate_muse, format_table, summary
 from obliviate.eval.muse_metrics import PROTOCOLS
-from obliviate.eval.suite import SuiteResult, metrics_result
+from obliviate.eval.suite import SuiteResult, check_excluded, metrics_result
 from obliviate.protocol import OPEN_UNLEARNING, protocol_from
 from obliviate.utils.receipt import rows_sha256
 
@@ -63,15 +63,18 @@ def settings_from_cfg(cfg: DictConfig) -> MuseSettings:
         retain_logs_path=cfg.get("retain_logs_path"),
         muse_data=str(m.muse_data),
         parity=parity,
+        exclude_forget=tuple(int(i) for i in m.get("exclude_forget_indices") or ()),
     )
 
 
 class MuseSuite:
     """knowmem (forget and retain), verbmem, extraction strength, the min-k% attack and
-    privleak of one model on one MUSE corpus."""
+    privleak of one model on one MUSE corpus. Its forget items, for ``exclude_key``, are the
+    verbmem items: the only forget rows a relearning attack trains on (docs/attacks.md)."""
 
     name = "muse"
     result_files = ("MUSE_EVAL.json", "MUSE_SUMMARY.json")
+    exclude_key = "eval.muse.exclude_forget_indices"
 
     def __init__(self, cfg: DictConfig):
         self.settings = s = settings_from_cfg(cfg)
@@ -85,6 +88,8 @@ class MuseSuite:
         source.check(list(EVAL_SPLITS.values()))
         log = RL.load_retain_log(s.retain_logs_path) if s.retain_logs_path else None
         self.data = {key: source.load(*where) for key, where in EVAL_SPLITS.items()}
+        verbmem = self.data["verbmem"]
+        check_excluded(self.exclude_key, s.exclude_forget, len(verbmem[: s.max_items or None]))
         self.auc_retain = None
         if log is not None:  # a log that does not fit fails before the model loads
             self.auc_retain = retain_auc(log, s, self.data)

@@ -48,9 +48,8 @@ def run_eval(cfg: DictConfig) -> Path:
     check_numeric_settings(cfg)
     classes = suite_classes(cfg)
     attack = build_attack(cfg)  # before the suites: relearning excludes its forget items there
-    if attack is not None and attack.excluded_forget_indices():
-        with open_dict(cfg):
-            cfg.eval.exclude_forget_indices = attack.excluded_forget_indices()
+    if attack is not None:
+        exclude_attack_items(cfg, classes, attack)
     model_path = cfg.model.model_args.get("pretrained_model_name_or_path")
     check_model_path(model_path)
     markers = result_files(classes) + (attack_files(attack, classes) if attack else ())
@@ -78,6 +77,18 @@ def run_eval(cfg: DictConfig) -> Path:
         path = write_attack_report(out, report, summaries)
         print(f"attack {attack.name}: " + json.dumps(report["summary"]) + f"\nreport: {path}")
     return out
+
+
+def exclude_attack_items(cfg: DictConfig, classes: list[type], attack: Any) -> None:
+    """The forget items the attack trains on go into the ``exclude_key`` of the suite of the
+    benchmark they come from (TOFU: eval.exclude_forget_indices, MUSE:
+    eval.muse.exclude_forget_indices), so that suite leaves them out before and after."""
+    used = attack.excluded_forget_indices()
+    if not used:
+        return
+    suite = next(c for c in classes if c.name == attack.benchmark)
+    with open_dict(cfg):
+        OmegaConf.update(cfg, suite.exclude_key, used, force_add=True)
 
 
 def evaluate_into(

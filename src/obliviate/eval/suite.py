@@ -6,7 +6,8 @@ declares its suite under ``eval.suites.<name>._target_`` next to its own setting
 class with:
 
 - ``name`` and ``result_files`` (class attributes: the output folder is guarded before any
-  suite is built),
+  suite is built), and ``exclude_key`` for a benchmark with forget items: the config key of the
+  forget items left out of its forget-side metrics (an attack that trains on some sets it),
 - ``__init__(cfg)``: every check and the data, loaded and validated (retain logs too) — no model,
 - ``checksums`` and ``receipt`` (instance attributes, filled by ``__init__``): sha256 of the data
   it read and what else the run's receipt should hold (data files, item counts),
@@ -64,6 +65,25 @@ def metrics_result(
         report=report,
         notes=notes,
     )
+
+
+def check_excluded(key: str, excluded: tuple[int, ...], n_forget: int) -> None:
+    """A suite's ``exclude_key`` value: valid forget item indices (numbered after the item cap)
+    that leave some to evaluate."""
+    bad = [i for i in excluded if not 0 <= i < n_forget]
+    if bad:
+        raise ConfigError(
+            f"{key} has {bad[:5]}, outside the {n_forget} evaluated forget items (0..{n_forget - 1})"
+        )
+    if len(set(excluded)) >= n_forget:
+        raise ConfigError(f"{key} excludes all {n_forget} forget items; leave some to evaluate")
+
+
+def without_items(rows: list[Any], excluded: tuple[int, ...]) -> list[Any]:
+    """``rows`` minus the excluded indices; the kept rows are then numbered 0.. in order (the
+    result files list the excluded indices in ``eval_info.excluded_forget_indices``)."""
+    drop = set(excluded)
+    return [r for i, r in enumerate(rows) if i not in drop]
 
 
 def suite_classes(cfg: DictConfig) -> list[type]:

@@ -28,6 +28,7 @@ from obliviate.eval.scoring import (
     score_answers,
     shard_map,
 )
+from obliviate.eval.suite import without_items
 from obliviate.protocol import Protocol
 
 log = logging.getLogger("obliviate")
@@ -196,8 +197,7 @@ def _capped_rows(
         for key in UTILITY_DATA_KEYS:
             rows_by[key] = rows_by[key][: settings.utility_items]
     if settings.exclude_forget:
-        drop = set(settings.exclude_forget)
-        rows_by["forget"] = [r for i, r in enumerate(rows_by["forget"]) if i not in drop]
+        rows_by["forget"] = without_items(rows_by["forget"], settings.exclude_forget)
     return rows_by
 
 

@@ -9,10 +9,9 @@ from omegaconf import DictConfig
 
 from obliviate.data import tofu
 from obliviate.data.formatting import ChatFormat, QAEncoder, loaded_pad_id, prepare_tokenizer
-from obliviate.errors import ConfigError
 from obliviate.eval import retain_log as RL
 from obliviate.eval.data import load_eval_data
-from obliviate.eval.suite import SuiteResult, metrics_result
+from obliviate.eval.suite import SuiteResult, check_excluded, metrics_result
 from obliviate.eval.tofu_eval import EvalSettings, evaluate_model, format_table, summary
 from obliviate.protocol import protocol_from
 from obliviate.utils.receipt import rows_sha256
@@ -42,6 +41,7 @@ class TofuSuite:
 
     name = "tofu"
     result_files = ("TOFU_EVAL.json", "TOFU_SUMMARY.json")
+    exclude_key = "eval.exclude_forget_indices"
 
     def __init__(self, cfg: DictConfig):
         self.settings = settings_from_cfg(cfg)
@@ -65,7 +65,7 @@ class TofuSuite:
         )
         cap = self.settings.max_items
         n_f = len(self.data["forget"][:cap] if cap else self.data["forget"])
-        check_excluded(self.settings.exclude_forget, n_f)
+        check_excluded(self.exclude_key, self.settings.exclude_forget, n_f)
         if self.retain_log is not None:  # a log that does not fit fails before the model loads
             RL.retain_truth_ratios(self.retain_log, path, self.settings.forget_split, n_f, cap)
         self.checksums = {k: rows_sha256(v) for k, v in self.data.items()}
@@ -87,18 +87,4 @@ class TofuSuite:
         res = evaluate_model(model, encoder, self.data, self.settings, self.retain_log)
         return metrics_result(
             "TOFU", res, summary(res), format_table(res), self.settings.notes, "forget_quality"
-        )
-
-
-def check_excluded(excluded: tuple[int, ...], n_forget: int) -> None:
-    """eval.exclude_forget_indices: valid forget item indices that leave some to evaluate."""
-    bad = [i for i in excluded if not 0 <= i < n_forget]
-    if bad:
-        raise ConfigError(
-            f"eval.exclude_forget_indices has {bad[:5]}, outside the {n_forget} evaluated forget "
-            f"items (0..{n_forget - 1})"
-        )
-    if len(set(excluded)) >= n_forget:
-        raise ConfigError(
-            f"eval.exclude_forget_indices excludes all {n_forget} forget items; leave some to evaluate"
         )
