@@ -26,6 +26,7 @@ FILES = {
     "retain": "retain_perturbed",
     "real_authors": "real_authors_perturbed",
     "world_facts": "world_facts_perturbed",
+    "holdout": "holdout01",  # mia_min_k's non-members (record_ou_mink.py)
 }
 REL_TOL = 1e-4
 #: where obliviate's own protocol must differ from open-unlearning's on this case (a metric is
@@ -48,6 +49,16 @@ def _rel(a: float, b: float) -> float:
     return abs(a - b) / max(abs(b), 1e-12)
 
 
+def _min_k_worst(res: dict) -> float:
+    """The largest relative difference of a min-k% score, forget and holdout items."""
+    mia, theirs = res["mia_min_k"], RECORD["mia_min_k"]
+    return max(
+        _rel(float(mia[split]["value_by_index"][str(i)]["score"]), ref)
+        for split in ("forget", "holdout")
+        for i, ref in enumerate(theirs[split])
+    )
+
+
 def _evaluate(protocol: str, tmp: Path) -> dict:
     data = tmp / "tofu"
     data.mkdir()
@@ -63,7 +74,7 @@ def _evaluate(protocol: str, tmp: Path) -> dict:
             "task_name=parity",
             f"tofu_data={data}",
             "forget_split=forget01",
-            "holdout_split=null",
+            "holdout_split=holdout01",
             f"eval.max_new_tokens={RECORD['settings']['max_new_tokens']}",
             f"eval.batch_size={RECORD['settings']['batch_size']}",
             f"eval.protocol={protocol}",
@@ -97,6 +108,18 @@ def test_open_unlearning_protocol_matches_its_recorded_values(results):
     assert math.isclose(res["model_utility"]["agg_value"], agg["model_utility"], rel_tol=REL_TOL)
 
 
+def test_open_unlearning_protocol_matches_its_min_k_attack(results):
+    """TOFU's min-k% attack, item by item: open-unlearning scores an answer without its last
+    labelled token (the end-of-turn), which ``drops_last_label`` leaves out too (lab log item
+    19). The AUC, 0.875 here, is not saturated: one holdout item scores below a forget item."""
+    res = results["open-unlearning"]
+    assert res["mia_min_k"]["n_forget"] == res["mia_min_k"]["n_holdout"] == 4
+    assert _min_k_worst(res) <= REL_TOL, (
+        f"mia_min_k: worst relative difference {_min_k_worst(res):.2e}"
+    )
+    assert res["mia_min_k"]["agg_value"] == pytest.approx(RECORD["mia_min_k"]["auc"], abs=1e-12)
+
+
 def test_obliviate_protocol_differs_where_documented(results):
     """The default protocol is not open-unlearning's: the attention mask moves every
     probability and truth ratio, and the generations."""
@@ -110,6 +133,9 @@ def test_obliviate_protocol_differs_where_documented(results):
     for key in GENERATIONS:
         if _per_item(res, key) != RECORD["values"][key]:
             differing.append(key)
+    if _min_k_worst(res) > REL_TOL:  # the end-of-turn stays in obliviate's min-k% pool
+        differing.append("mia_min_k")
+    assert "mia_min_k" in differing
     probability_like = [k for k in NUMERIC if "Prob" in k or "Ratio" in k or "ratio" in k]
     assert set(probability_like) <= set(differing), sorted(set(probability_like) - set(differing))
 
