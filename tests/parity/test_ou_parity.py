@@ -65,6 +65,8 @@ def _evaluate(protocol: str, tmp: Path) -> dict:
     for part, name in FILES.items():
         rows = RECORD["items"][part]
         (data / f"{name}.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    retain_log = tmp / "retain_TOFU_EVAL.json"  # privleak's AUC_retain (record_ou_mink.py)
+    retain_log.write_text(json.dumps(RECORD["privleak"]["retain_log"]))
     out = tmp / "eval"
     cfg = compose_config(
         [
@@ -78,6 +80,7 @@ def _evaluate(protocol: str, tmp: Path) -> dict:
             f"eval.max_new_tokens={RECORD['settings']['max_new_tokens']}",
             f"eval.batch_size={RECORD['settings']['batch_size']}",
             f"eval.protocol={protocol}",
+            f"retain_logs_path={retain_log}",
             f"paths.output_dir={out}",
         ],
         "eval.yaml",
@@ -109,15 +112,22 @@ def test_open_unlearning_protocol_matches_its_recorded_values(results):
 
 
 def test_open_unlearning_protocol_matches_its_min_k_attack(results):
-    """TOFU's min-k% attack, item by item: open-unlearning scores an answer without its last
-    labelled token (the end-of-turn), which ``drops_last_label`` leaves out too (lab log item
-    19). The AUC, 0.875 here, is not saturated: one holdout item scores below a forget item."""
+    """TOFU's min-k% attack, item by item, and privleak: open-unlearning scores an answer
+    without its last labelled token (the end-of-turn), which ``drops_last_label`` leaves out too
+    (lab log item 19). The AUC, 0.875 here, is not saturated: a holdout item scores below a
+    forget item."""
     res = results["open-unlearning"]
     assert res["mia_min_k"]["n_forget"] == res["mia_min_k"]["n_holdout"] == 4
     assert _min_k_worst(res) <= REL_TOL, (
         f"mia_min_k: worst relative difference {_min_k_worst(res):.2e}"
     )
     assert res["mia_min_k"]["agg_value"] == pytest.approx(RECORD["mia_min_k"]["auc"], abs=1e-12)
+    # privleak against the same retain log (AUC_retain 0.9375): open-unlearning's 1e-10 in the
+    # denominator aside, ((1 - 0.875) - (1 - 0.9375)) / (1 - 0.9375) x 100 = 100 in both
+    leak = res["privleak"]["agg_value"]
+    assert leak == pytest.approx(100.0) and math.isclose(
+        leak, RECORD["privleak"]["agg_value"], rel_tol=REL_TOL
+    )
 
 
 def test_obliviate_protocol_differs_where_documented(results):
@@ -135,7 +145,11 @@ def test_obliviate_protocol_differs_where_documented(results):
             differing.append(key)
     if _min_k_worst(res) > REL_TOL:  # the end-of-turn stays in obliviate's min-k% pool
         differing.append("mia_min_k")
-    assert "mia_min_k" in differing
+    if not math.isclose(
+        res["privleak"]["agg_value"], RECORD["privleak"]["agg_value"], rel_tol=REL_TOL
+    ):
+        differing.append("privleak")  # its AUC 0.8125 is 1/16 off open-unlearning's 0.875
+    assert {"mia_min_k", "privleak"} <= set(differing)
     probability_like = [k for k in NUMERIC if "Prob" in k or "Ratio" in k or "ratio" in k]
     assert set(probability_like) <= set(differing), sorted(set(probability_like) - set(differing))
 
