@@ -7,8 +7,8 @@ named protocols and open-unlearning's with one flag switched back at a time (lab
 
 Runs obliviate's evaluation the user's way (compose + run_eval, TOFU_EVAL.json) on
 tests/parity/tiny_model and the record's items, forget01 as members and the record's holdout
-items as non-members; generation is capped at 4 new tokens (min-k% reads teacher-forced
-log-probs only).
+items as non-members, privleak against the record's retain log (AUC_retain 0.9375); generation
+is capped at 4 new tokens (min-k% reads teacher-forced log-probs only).
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def evaluate(protocol: P.Protocol, tmp: Path) -> dict:
                 "holdout_split=holdout01",
                 "eval.max_new_tokens=4",
                 "eval.protocol=open-unlearning",
+                f"retain_logs_path={tmp / 'retain_TOFU_EVAL.json'}",
                 f"paths.output_dir={tmp / protocol.name}",
             ],
             "eval.yaml",
@@ -57,11 +58,11 @@ def evaluate(protocol: P.Protocol, tmp: Path) -> dict:
         run_eval(cfg)
     finally:
         P.NAMED[P.OPEN_UNLEARNING] = real
-    return json.loads((tmp / protocol.name / "TOFU_EVAL.json").read_text())["mia_min_k"]
+    return json.loads((tmp / protocol.name / "TOFU_EVAL.json").read_text())
 
 
-def row(mia: dict) -> dict:
-    ref = RECORD["mia_min_k"]
+def row(res: dict) -> dict:
+    mia, ref = res["mia_min_k"], RECORD["mia_min_k"]
     ours = {
         s: [mia[s]["value_by_index"][str(i)]["score"] for i in range(len(ref[s]))] for s in SPLITS
     }
@@ -72,6 +73,8 @@ def row(mia: dict) -> dict:
         "items_rel_gt_1e-4": sum(r > 1e-4 for r in rel),
         "n": len(rel),
         "max_rel": max(rel),
+        "privleak": res["privleak"]["agg_value"],
+        "privleak_ou": RECORD["privleak"]["agg_value"],
         **ours,
     }
 
@@ -85,13 +88,16 @@ def main() -> None:
         variants[f"open-unlearning without {flag}"] = dataclasses.replace(
             ou, name=f"without_{flag}", **{flag: back}
         )
-    table = {"open_unlearning": RECORD["mia_min_k"]}
+    table = {
+        "open_unlearning": {**RECORD["mia_min_k"], "privleak": RECORD["privleak"]["agg_value"]}
+    }
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         (tmp / "tofu").mkdir()
         for part, name in FILES.items():
             lines = "".join(json.dumps(r) + "\n" for r in RECORD["items"][part])
             (tmp / "tofu" / f"{name}.json").write_text(lines)
+        (tmp / "retain_TOFU_EVAL.json").write_text(json.dumps(RECORD["privleak"]["retain_log"]))
         for label, protocol in variants.items():
             table[label] = row(evaluate(protocol, tmp))
             print(label, {k: v for k, v in table[label].items() if k not in SPLITS})
