@@ -59,9 +59,9 @@ class Protocol:
     #: none (the tiny byte model, SmolLM2); a text with no prefix then leaves its first token
     #: unlabelled
     specials_by_tokenizer: bool = False
-    #: MUSE's min-k% and extraction strength skip the last labelled token, as
-    #: open-unlearning's token-wise log-probs do ("the EOS prediction", on MUSE's texts the
-    #: text's last token)
+    #: min-k% (TOFU and MUSE) and MUSE's extraction strength skip the last labelled token, as
+    #: open-unlearning's token-wise log-probs do ("the EOS prediction": on TOFU the answer's
+    #: end-of-turn, on MUSE's texts the text's last token)
     drops_last_label: bool = False
     #: added to the denominators of the truth ratio, its closer-to-1 aggregate and the
     #: normalised probability (0 = the exact formulas)

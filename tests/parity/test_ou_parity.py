@@ -26,6 +26,7 @@ FILES = {
     "retain": "retain_perturbed",
     "real_authors": "real_authors_perturbed",
     "world_facts": "world_facts_perturbed",
+    "holdout": "holdout01",  # mia_min_k's non-members (record_ou_mink.py)
 }
 REL_TOL = 1e-4
 #: where obliviate's own protocol must differ from open-unlearning's on this case (a metric is
@@ -48,12 +49,24 @@ def _rel(a: float, b: float) -> float:
     return abs(a - b) / max(abs(b), 1e-12)
 
 
+def _min_k_worst(res: dict) -> float:
+    """The largest relative difference of a min-k% score, forget and holdout items."""
+    mia, theirs = res["mia_min_k"], RECORD["mia_min_k"]
+    return max(
+        _rel(float(mia[split]["value_by_index"][str(i)]["score"]), ref)
+        for split in ("forget", "holdout")
+        for i, ref in enumerate(theirs[split])
+    )
+
+
 def _evaluate(protocol: str, tmp: Path) -> dict:
     data = tmp / "tofu"
     data.mkdir()
     for part, name in FILES.items():
         rows = RECORD["items"][part]
         (data / f"{name}.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    retain_log = tmp / "retain_TOFU_EVAL.json"  # privleak's AUC_retain (record_ou_mink.py)
+    retain_log.write_text(json.dumps(RECORD["privleak"]["retain_log"]))
     out = tmp / "eval"
     cfg = compose_config(
         [
@@ -63,10 +76,11 @@ def _evaluate(protocol: str, tmp: Path) -> dict:
             "task_name=parity",
             f"tofu_data={data}",
             "forget_split=forget01",
-            "holdout_split=null",
+            "holdout_split=holdout01",
             f"eval.max_new_tokens={RECORD['settings']['max_new_tokens']}",
             f"eval.batch_size={RECORD['settings']['batch_size']}",
             f"eval.protocol={protocol}",
+            f"retain_logs_path={retain_log}",
             f"paths.output_dir={out}",
         ],
         "eval.yaml",
@@ -97,6 +111,25 @@ def test_open_unlearning_protocol_matches_its_recorded_values(results):
     assert math.isclose(res["model_utility"]["agg_value"], agg["model_utility"], rel_tol=REL_TOL)
 
 
+def test_open_unlearning_protocol_matches_its_min_k_attack(results):
+    """TOFU's min-k% attack, item by item, and privleak: open-unlearning scores an answer
+    without its last labelled token (the end-of-turn), which ``drops_last_label`` leaves out too
+    (lab log item 19). The AUC, 0.875 here, is not saturated: a holdout item scores below a
+    forget item."""
+    res = results["open-unlearning"]
+    assert res["mia_min_k"]["n_forget"] == res["mia_min_k"]["n_holdout"] == 4
+    assert _min_k_worst(res) <= REL_TOL, (
+        f"mia_min_k: worst relative difference {_min_k_worst(res):.2e}"
+    )
+    assert res["mia_min_k"]["agg_value"] == pytest.approx(RECORD["mia_min_k"]["auc"], abs=1e-12)
+    # privleak against the same retain log (AUC_retain 0.9375): open-unlearning's 1e-10 in the
+    # denominator aside, ((1 - 0.875) - (1 - 0.9375)) / (1 - 0.9375) x 100 = 100 in both
+    leak = res["privleak"]["agg_value"]
+    assert leak == pytest.approx(100.0) and math.isclose(
+        leak, RECORD["privleak"]["agg_value"], rel_tol=REL_TOL
+    )
+
+
 def test_obliviate_protocol_differs_where_documented(results):
     """The default protocol is not open-unlearning's: the attention mask moves every
     probability and truth ratio, and the generations."""
@@ -110,6 +143,13 @@ def test_obliviate_protocol_differs_where_documented(results):
     for key in GENERATIONS:
         if _per_item(res, key) != RECORD["values"][key]:
             differing.append(key)
+    if _min_k_worst(res) > REL_TOL:  # the end-of-turn stays in obliviate's min-k% pool
+        differing.append("mia_min_k")
+    if not math.isclose(
+        res["privleak"]["agg_value"], RECORD["privleak"]["agg_value"], rel_tol=REL_TOL
+    ):
+        differing.append("privleak")  # its AUC 0.8125 is 1/16 off open-unlearning's 0.875
+    assert {"mia_min_k", "privleak"} <= set(differing)
     probability_like = [k for k in NUMERIC if "Prob" in k or "Ratio" in k or "ratio" in k]
     assert set(probability_like) <= set(differing), sorted(set(probability_like) - set(differing))
 

@@ -225,3 +225,25 @@ def test_muse_texts_tokenised_as_open_unlearning_does():
     assert text_item(theirs, "abc", 2) == {"input_ids": [97, 98], "labels": [-100, 98]}
     # knowmem ground truth: conversation + EOS decoded, prompt removed, transformers 4 clean-up
     assert knowmem_reference(theirs, "Q?\nAnswer: ", "Bob , Ann .") == "Bob, Ann."
+
+
+def test_tofu_min_k_drops_the_answers_end_of_turn_under_the_protocol():
+    """Answer tokens with log-probs -0.1, -2.0, -0.5 and the end-of-turn's -3.0, k = 0.4.
+    obliviate: int(4 x 0.4) = 1 lowest of all four, -3.0 -> score 3.0. open-unlearning drops the
+    last labelled token: int(3 x 0.4) = 1 lowest of -0.1, -2.0, -0.5 -> 2.0. A holdout answer
+    scoring 2.5 then ranks between the two: AUC 0 (obliviate) vs 1 (open-unlearning)."""
+    from obliviate.eval.tofu_eval import _privacy_metrics
+    from obliviate.logprobs import ScoredAnswer
+    from obliviate.protocol import NAMED
+
+    def item(logps: list[float]) -> ScoredAnswer:
+        lp = torch.tensor(logps, dtype=torch.float64)
+        ids = torch.zeros(len(logps), dtype=torch.long)
+        return ScoredAnswer(-float(lp.mean()), float(lp.sum()), lp, ids, ids)
+
+    forget, holdout = [item([-0.1, -2.0, -0.5, -3.0])], [item([-2.5, -0.2, -2.5])]
+    for name, score, auc in (("obliviate", 3.0, 0.0), ("open-unlearning", 2.0, 1.0)):
+        mia = _privacy_metrics(forget, holdout, None, NAMED[name])["mia_min_k"]
+        assert mia["forget"]["value_by_index"]["0"]["score"] == pytest.approx(score), name
+        assert mia["holdout"]["value_by_index"]["0"]["score"] == pytest.approx(2.5), name
+        assert mia["agg_value"] == auc, name

@@ -29,7 +29,7 @@ from obliviate.eval.scoring import (
     shard_map,
 )
 from obliviate.eval.suite import without_items
-from obliviate.protocol import Protocol
+from obliviate.protocol import NAMED, OBLIVIATE, Protocol
 
 log = logging.getLogger("obliviate")
 METRIC_VERSION = "obliviate-tofu-1"
@@ -165,7 +165,7 @@ def _evaluate(
     if holdout:
         pairs = [(r["question"], r["answer"]) for r in holdout]
         hold_sc = _score(model, encoder, pairs, "holdout", settings)
-        res.update(_privacy_metrics(forget_answers, hold_sc, retain_log))
+        res.update(_privacy_metrics(forget_answers, hold_sc, retain_log, settings.protocol))
     elif not any("holdout" in note for note in settings.notes):
         settings.notes.append(
             "no holdout split available: mia_min_k and privleak skipped (no made-up reference)"
@@ -437,12 +437,17 @@ def _privacy_metrics(
     forget_answers: list[ScoredAnswer],
     holdout_answers: list[ScoredAnswer],
     retain_log: dict[str, Any] | None,
+    proto: Protocol = NAMED[OBLIVIATE],
 ) -> dict[str, Any]:
-    """min-k% membership attack AUC, forget (members) vs holdout (non-members), and privleak
-    against the retain model's AUC (null without it: no made-up reference)."""
-    mem = np.array([M.min_k_score(s.token_logp.numpy(), MIN_K) for s in forget_answers])
-    non = np.array([M.min_k_score(s.token_logp.numpy(), MIN_K) for s in holdout_answers])
-    auc = M.roc_auc(mem, non)
+    """min-k% membership attack AUC, forget (members) vs holdout (non-members), with each item's
+    score per split, and privleak against the retain model's AUC (null without it: no made-up
+    reference). Under ``drops_last_label`` the answer's last labelled token (its end-of-turn)
+    is left out of the min-k% pool, as open-unlearning's token-wise log-probs leave it out."""
+    scores = {
+        split: [_min_k(s, proto) for s in answers]
+        for split, answers in (("forget", forget_answers), ("holdout", holdout_answers))
+    }
+    auc = M.roc_auc(np.array(scores["forget"]), np.array(scores["holdout"]))
     auc_ret = RL.retain_mia_auc(retain_log) if retain_log else None
     if auc_ret is None:
         leak = metric(None, note="needs the retain log's mia_min_k (AUC_retain)")
@@ -450,10 +455,16 @@ def _privacy_metrics(
         leak = metric(None, note="the retain log's mia_min_k is 1.0: privleak is undefined")
     else:
         leak = metric(M.privleak(auc, auc_ret), note=None)
-    return {
-        "mia_min_k": metric(auc, k=MIN_K, n_forget=len(mem), n_holdout=len(non)),
-        "privleak": leak,
-    }
+    per_split = {split: metric(_mean(v), [{"score": x} for x in v]) for split, v in scores.items()}
+    mia = metric(
+        auc, k=MIN_K, n_forget=len(scores["forget"]), n_holdout=len(scores["holdout"]), **per_split
+    )
+    return {"mia_min_k": mia, "privleak": leak}
+
+
+def _min_k(s: ScoredAnswer, proto: Protocol) -> float:
+    logp = s.token_logp[:-1] if proto.drops_last_label else s.token_logp
+    return float(M.min_k_score(logp.numpy(), MIN_K))
 
 
 def _eval_info(
