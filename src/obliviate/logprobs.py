@@ -74,9 +74,9 @@ def vocab_dim_1_mean_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
     """(B,) mean NLL of the labelled tokens, -``sequence_logprobs(...).mean``, computed as
     open-unlearning's ``evaluate_probability`` does: cross-entropy over the logits laid out
     (B, V, T-1), the vocabulary on dim 1. Same formula; but PyTorch's CPU float32 log-softmax
-    over a non-last dimension sums the V exponentials in another order, which with SmolLM2's
-    49k vocabulary loses ~1.2e-4 nats of the normaliser per token (the last-dimension kernel:
-    8e-6; docs/metrics.md, "Parity with open-unlearning")."""
+    over a non-last dimension sums the V exponentials in another order: with SmolLM2's 49k
+    vocabulary its normaliser is off by 8.7e-5 nats per token on average against float64 (the
+    last-dimension kernel: 6.3e-6; docs/results/2026-12-02_parity/smollm2_nll_layout.json)."""
     targets = labels[:, 1:]  # (B, T-1)
     nll = F.cross_entropy(
         logits[:, :-1, :].float().transpose(1, 2),  # (B, V, T-1)

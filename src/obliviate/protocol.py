@@ -9,6 +9,7 @@ open-unlearning") lists the same flags with their measured effect.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from obliviate.errors import ConfigError
 
@@ -73,6 +74,13 @@ class Protocol:
         with pad = end-of-turn (SmolLM2, Llama-3) the mask hides the turn ends inside every
         prompt, in training and evaluation alike."""
         return loaded_pad_id if self.pad_id_masked else None
+
+    def token_wise(self, values: Any) -> Any:
+        """A scored text's per-token values (log-probs, predicted or label ids) as
+        open-unlearning's token-wise metrics see them: without the last labelled position under
+        ``drops_last_label`` (its "EOS prediction": TOFU's end-of-turn, a real token of MUSE's
+        texts)."""
+        return values[:-1] if self.drops_last_label else values
 
 
 NAMED = {

@@ -247,14 +247,10 @@ def verbmem_metrics(
         gens = [g.strip() for g in gens]
     out = {"forget_verbmem_ROUGE": rouge_metric(gens, refs, prompts, settings)}
     strength = OU.extraction_strength if proto.es_no_match_is_1_over_n else M.extraction_strength
-    es = []
-    for s in score(model, pr, items, settings):
-        pred, lab = (
-            (s.pred_ids[:-1], s.label_ids[:-1])
-            if proto.drops_last_label
-            else (s.pred_ids, s.label_ids)
-        )
-        es.append({"score": _num(strength(pred, lab))})
+    es = [
+        {"score": _num(strength(proto.token_wise(s.pred_ids), proto.token_wise(s.label_ids)))}
+        for s in score(model, pr, items, settings)
+    ]
     out["extraction_strength"] = metric(MM.mean([v["score"] for v in es]), es)
     return out
 
@@ -310,9 +306,8 @@ def privacy_metrics(
     for split in ("forget", "holdout"):
         items = [text_item(pr, r["text"], settings.max_length) for r in rows[f"privleak_{split}"]]
         scored = score(model, pr, items, settings)
-        drop = settings.parity.drops_last_label  # open-unlearning's token-wise log-probs
         scores[split] = [
-            M.min_k_score((s.token_logp[:-1] if drop else s.token_logp).numpy(), settings.min_k)
+            M.min_k_score(settings.parity.token_wise(s.token_logp).numpy(), settings.min_k)
             for s in scored
         ]
     auc = M.roc_auc(np.array(scores["forget"]), np.array(scores["holdout"]))

@@ -463,8 +463,7 @@ def _privacy_metrics(
 
 
 def _min_k(s: ScoredAnswer, proto: Protocol) -> float:
-    logp = s.token_logp[:-1] if proto.drops_last_label else s.token_logp
-    return float(M.min_k_score(logp.numpy(), MIN_K))
+    return float(M.min_k_score(proto.token_wise(s.token_logp).numpy(), MIN_K))
 
 
 def _eval_info(
